@@ -1,0 +1,103 @@
+"""MIRNet model configuration."""
+
+from transformers import PretrainedConfig
+
+LOSS_TYPES = ("charbonnier", "l1", "rmse")
+
+
+class MIRNetConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`MIRNetModel`] (Zamir et al., ECCV 2020, "Learning Enriched Features for Real Image
+    Restoration and Enhancement"). The defaults are the official MIRNet v1 (`swz30/MIRNet`): 3 RRGs of 2 MRBs,
+    64 features, 3 streams, 2 DAU columns, about 31.8M parameters.
+
+    Args:
+        num_channels (`int`, defaults to 3): channels of the input and output image.
+        num_features (`int`, defaults to 64): channels of the full-resolution stream (official `n_feat`).
+        num_rrg (`int`, defaults to 3): recursive residual groups (official `n_RRG`).
+        num_mrb (`int`, defaults to 2): multi-scale residual blocks per RRG (official `n_MSRB`).
+        height (`int`, defaults to 3): parallel streams per MRB, at full, 1/2, 1/4, ... resolution.
+        width (`int`, defaults to 2): DAU columns per MRB; columns after the first fuse all streams with SKFF.
+        channel_factor (`float`, defaults to 2): channel multiplier from one stream to the next (official `stride`).
+        reduction (`int`, defaults to 8): channel reduction of the channel attention in every DAU.
+        skff_reduction (`int`, defaults to 8): channel reduction in SKFF (the squeezed size is at least 4).
+        kernel_size (`int`, defaults to 3): kernel size of the input, output and DAU convolutions.
+        spatial_attention_kernel_size (`int`, defaults to 5): kernel of the spatial-attention convolution.
+        bias (`bool`, defaults to `False`): whether convolutions have a bias (the official model has none).
+        share_dau_columns (`bool`, defaults to `True`): the official code builds each stream's DAUs as
+            `[DAU(...)] * width`, so every column of an MRB reuses one DAU per stream. `True` reproduces that
+            (31.79M parameters at the defaults); `False` gives each column its own DAU (42.24M).
+        loss_type (`str`, defaults to `"charbonnier"`): loss computed when `labels` are passed
+            (`"charbonnier"`, `"l1"` or `"rmse"`).
+        charbonnier_eps (`float`, defaults to 1e-3): epsilon of the Charbonnier loss.
+    """
+
+    model_type = "mirnet"
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        num_features: int = 64,
+        num_rrg: int = 3,
+        num_mrb: int = 2,
+        height: int = 3,
+        width: int = 2,
+        channel_factor: float = 2,
+        reduction: int = 8,
+        skff_reduction: int = 8,
+        kernel_size: int = 3,
+        spatial_attention_kernel_size: int = 5,
+        bias: bool = False,
+        share_dau_columns: bool = True,
+        loss_type: str = "charbonnier",
+        charbonnier_eps: float = 1e-3,
+        **kwargs,
+    ):
+        for name, value in {
+            "num_channels": num_channels,
+            "num_features": num_features,
+            "num_rrg": num_rrg,
+            "num_mrb": num_mrb,
+            "height": height,
+            "width": width,
+            "reduction": reduction,
+            "skff_reduction": skff_reduction,
+        }.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"MIRNetConfig: `{name}` must be a positive integer, got {value!r}")
+        for name, value in {"kernel_size": kernel_size, "spatial_attention_kernel_size": spatial_attention_kernel_size}.items():
+            if not isinstance(value, int) or value < 1 or value % 2 == 0:
+                raise ValueError(f"MIRNetConfig: `{name}` must be a positive odd integer, got {value!r}")
+        if not channel_factor >= 1:
+            raise ValueError(f"MIRNetConfig: `channel_factor` must be >= 1, got {channel_factor!r}")
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"MIRNetConfig: `loss_type` must be one of {LOSS_TYPES}, got {loss_type!r}")
+        self.num_channels = num_channels
+        self.num_features = num_features
+        self.num_rrg = num_rrg
+        self.num_mrb = num_mrb
+        self.height = height
+        self.width = width
+        self.channel_factor = channel_factor
+        self.reduction = reduction
+        self.skff_reduction = skff_reduction
+        self.kernel_size = kernel_size
+        self.spatial_attention_kernel_size = spatial_attention_kernel_size
+        self.bias = bias
+        self.share_dau_columns = share_dau_columns
+        self.loss_type = loss_type
+        self.charbonnier_eps = charbonnier_eps
+        super().__init__(**kwargs)
+
+    @property
+    def stream_channels(self) -> list[int]:
+        """Channels of each stream, full resolution first (64, 128, 256 at the defaults)."""
+        return [int(self.num_features * self.channel_factor**level) for level in range(self.height)]
+
+    @property
+    def size_divisor(self) -> int:
+        """Input height and width must be multiples of this (each stream halves the resolution)."""
+        return 2 ** (self.height - 1)
+
+
+__all__ = ["MIRNetConfig", "LOSS_TYPES"]
