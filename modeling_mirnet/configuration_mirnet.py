@@ -68,6 +68,11 @@ class MIRNetConfig(PretrainedConfig):
         for name, value in {"kernel_size": kernel_size, "spatial_attention_kernel_size": spatial_attention_kernel_size}.items():
             if not isinstance(value, int) or value < 1 or value % 2 == 0:
                 raise ValueError(f"MIRNetConfig: `{name}` must be a positive odd integer, got {value!r}")
+        if num_features < reduction:
+            raise ValueError(
+                f"MIRNetConfig: `num_features` ({num_features}) must be at least `reduction` ({reduction}), "
+                "or the channel attention would have no channels"
+            )
         if not channel_factor >= 1:
             raise ValueError(f"MIRNetConfig: `channel_factor` must be >= 1, got {channel_factor!r}")
         if loss_type not in LOSS_TYPES:

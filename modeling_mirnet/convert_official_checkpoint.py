@@ -9,6 +9,8 @@ identical tensors, which is checked, and each of our DAUs receives its copy of t
 
 import argparse
 import math
+import os
+import pickle
 import re
 from collections import defaultdict
 
@@ -114,8 +116,11 @@ def convert_checkpoint(checkpoint, config: MIRNetConfig | None = None):
     """Official checkpoint (dict or path) -> MIRNetModel with its weights, loaded strictly."""
     from .modeling_mirnet import MIRNetModel
 
-    if not isinstance(checkpoint, dict):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, (str, os.PathLike)):
+        try:
+            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, pickle.UnpicklingError) as err:
+            raise ConversionError(f"{checkpoint}: cannot read a PyTorch checkpoint ({err})") from None
     state_dict = unwrap_state_dict(checkpoint)
     config = config or config_from_state_dict(state_dict)
     model = MIRNetModel(config)

@@ -32,8 +32,8 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> P
             return PIL.ImageOps.exif_transpose(image)
     except ImageLoadError:
         raise
-    except PIL.Image.DecompressionBombError as err:
-        raise ImageLoadError(f"{path}: image too large ({err})") from None
+    except PIL.Image.DecompressionBombError:
+        raise ImageLoadError(f"{path}: image too large: over the limit of {max_pixels / 1e6:.0f} MP") from None
     except PIL.UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image file PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:
@@ -47,7 +47,8 @@ def check_image_size(size: tuple[int, int], max_pixels: int = MAX_IMAGE_PIXELS, 
         raise ImageLoadError(f"{name}: zero-size image ({width}x{height})")
     if width * height > max_pixels:
         raise ImageLoadError(
-            f"{name}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of {max_pixels / 1e6:.0f} MP"
+            f"{name}: image too large: {width}x{height} is {width * height / 1e6:.0f} MP, "
+            f"over the limit of {max_pixels / 1e6:.0f} MP"
         )
 
 

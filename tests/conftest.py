@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny MIRNet configs and saved model folders, an isolated offline Hugging Face home."""
+
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from modeling_mirnet import MIRNetConfig, MIRNetModel
+from modeling_mirnet.hub import save_for_hub
+
+TINY = dict(num_features=8, num_rrg=1, num_mrb=1, height=3, width=2)
+
+
+@pytest.fixture(autouse=True)
+def offline_hf_home(tmp_path_factory, monkeypatch):
+    """No test may reach the network or the user's cache: a fresh HF_HOME, offline mode on."""
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(home / "hub"))
+    yield home
+
+
+def tiny_config(**overrides) -> MIRNetConfig:
+    return MIRNetConfig(**{**TINY, **overrides})
+
+
+@pytest.fixture
+def tiny_model() -> MIRNetModel:
+    torch.manual_seed(0)
+    return MIRNetModel(tiny_config()).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny randomly initialised MIRNet saved as a Hub would hold it (weights, config, processor, code, pipeline)."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "mirnet-tiny"
+    save_for_hub(MIRNetModel(tiny_config()).eval(), folder)
+    return folder
+
+
+def random_image(height: int, width: int, seed: int = 0, mode: str = "RGB") -> PIL.Image.Image:
+    rng = np.random.default_rng(seed)
+    return PIL.Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
+
+
+@pytest.fixture
+def low_light_image() -> PIL.Image.Image:
+    """A smooth dark image (gradients, not noise) so enhancement results are meaningful to compare."""
+    y, x = np.mgrid[0:60, 0:84]
+    rgb = np.stack([x / 84, y / 60, (x + y) / 144], -1) * 60
+    return PIL.Image.fromarray(rgb.astype(np.uint8))

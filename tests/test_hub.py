@@ -1,0 +1,157 @@
+"""Saving and loading like a Hub repo (issue 4, points 4 and 5): local package, remote code, fake Hub cache, pipeline."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoImageProcessor, AutoModel, pipeline
+
+from modeling_mirnet import MIRNetImageProcessor, MIRNetImageToImagePipeline, MIRNetModel
+from modeling_mirnet.hub import ModelLoadError, load_mirnet, push_folder_to_hub, save_for_hub
+
+from conftest import random_image, tiny_config
+
+CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py"}
+
+
+def test_saved_folder_has_weights_config_processor_and_code(tiny_model_dir):
+    files = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "preprocessor_config.json"} | CODE_FILES <= files
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_mirnet.MIRNetConfig",
+        "AutoModel": "modeling_mirnet.MIRNetModel",
+        "AutoModelForImageToImage": "modeling_mirnet.MIRNetModel",
+    }
+    assert config["custom_pipelines"]["image-to-image"]["impl"] == "pipeline_mirnet.MIRNetImageToImagePipeline"
+    processor_config = json.loads((tiny_model_dir / "preprocessor_config.json").read_text())
+    assert processor_config["auto_map"] == {"AutoImageProcessor": "image_processing_mirnet.MIRNetImageProcessor"}
+
+
+def test_round_trip_with_package_installed(tiny_model_dir):
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    processor = AutoImageProcessor.from_pretrained(tiny_model_dir)
+    assert isinstance(model, MIRNetModel) and isinstance(processor, MIRNetImageProcessor)
+    assert not model.training
+    reference = MIRNetModel.from_pretrained(tiny_model_dir)
+    x = torch.rand(1, 3, 16, 24)
+    torch.testing.assert_close(model(x).reconstruction, reference(x).reconstruction, rtol=0, atol=0)
+
+
+def test_resaving_a_loaded_model_keeps_the_code(tiny_model_dir, tmp_path):
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    save_for_hub(model, tmp_path / "again")
+    assert CODE_FILES <= {p.name for p in (tmp_path / "again").iterdir()}
+
+
+def test_remote_code_in_a_process_without_the_package(tiny_model_dir, tmp_path):
+    """What a user of `org/mirnet-lol` gets: trust_remote_code=True, no `modeling_mirnet` importable."""
+    model = MIRNetModel.from_pretrained(tiny_model_dir)
+    x = torch.rand(1, 3, 24, 32)
+    torch.save({"x": x, "y": model(x).reconstruction.detach()}, tmp_path / "io.pt")
+    script = textwrap.dedent(
+        """
+        import sys, torch, importlib.util
+        assert importlib.util.find_spec("modeling_mirnet") is None, "package must not be importable here"
+        from transformers import AutoModel, AutoImageProcessor, pipeline
+        from PIL import Image
+        folder, io = sys.argv[1], torch.load(sys.argv[2])
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        assert type(model).__name__ == "MIRNetModel" and not model.training
+        assert torch.equal(model(io["x"]).reconstruction, io["y"])
+        processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+        assert type(processor).__name__ == "MIRNetImageProcessor"
+        enhance = pipeline("image-to-image", model=folder, trust_remote_code=True)
+        out = enhance(Image.new("RGB", (37, 21), (10, 20, 30)))
+        print("OK", out.size, out.mode)
+        """
+    )
+    site = os.path.dirname(os.path.dirname(torch.__file__))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
+    # run from an empty folder with only site-packages: the editable install is hidden by -I and a filtered path
+    bootstrap = (
+        "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' in p or 'lib/python' in p]; "
+        "import importlib.metadata as m, sys; "
+        f"sys.path[:] = [p for p in sys.path if not p.startswith({os.path.dirname(os.path.dirname(__file__))!r})]; "
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower() and '__editable__' not in repr(f)]; "
+        f"exec(open({str(tmp_path / 'check.py')!r}).read())"
+    )
+    (tmp_path / "check.py").write_text(script)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", bootstrap, str(tiny_model_dir), str(tmp_path / "io.pt")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK (37, 21) RGB" in result.stdout
+
+
+def make_fake_hub_cache(folder, cache, repo_id="org/mirnet-lol"):
+    """Lay out `folder` as the Hub cache would hold `repo_id` after a download."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_hub_id_loads_offline_from_the_cache(tiny_model_dir, offline_hf_home):
+    make_fake_hub_cache(tiny_model_dir, offline_hf_home / "hub")
+    model, processor = load_mirnet("org/mirnet-lol")
+    assert isinstance(model, MIRNetModel) and processor.size_divisor == 4
+    enhance = pipeline("image-to-image", model="org/mirnet-lol", trust_remote_code=True)
+    assert enhance(random_image(30, 41)).size == (41, 30)
+    with pytest.raises(ModelLoadError, match="org/unknown-model: cannot load"):
+        load_mirnet("org/unknown-model")
+
+
+def test_load_errors_name_the_source(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model folder"):
+        load_mirnet(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="empty: cannot load a MIRNet model"):
+        load_mirnet(tmp_path / "empty")
+
+
+def test_pipeline_returns_enhanced_image_of_original_size(tiny_model_dir, low_light_image):
+    enhance = pipeline("image-to-image", model=str(tiny_model_dir), trust_remote_code=True)
+    # trust_remote_code loads the pipeline class saved beside the weights
+    assert type(enhance).__name__ == MIRNetImageToImagePipeline.__name__
+    out = enhance(low_light_image)
+    assert out.size == low_light_image.size and out.mode == "RGB"
+    model, processor = load_mirnet(tiny_model_dir)
+    inputs = processor(low_light_image)
+    expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+    tiled = enhance(low_light_image, tile_size=32, tile_overlap=8)
+    assert tiled.size == low_light_image.size
+
+
+def test_push_uploads_the_saved_folder(tiny_model_dir, monkeypatch):
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, private, exist_ok):
+            calls["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls["files"] = sorted(os.listdir(folder_path))
+            return "commit-url"
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    assert push_folder_to_hub(tiny_model_dir, "org/mirnet-lol", token="t") == "commit-url"
+    assert calls["repo"] == ("org/mirnet-lol", False, True)
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "modeling_mirnet.py"} <= set(calls["files"])
+
+
+def test_push_refuses_an_incomplete_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing config.json"):
+        push_folder_to_hub(tmp_path, "org/x")

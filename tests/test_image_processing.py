@@ -1,0 +1,160 @@
+"""Image processor and input checks (issue 4, points 5 and 8)."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from modeling_mirnet import ImageLoadError, MIRNetImageProcessor, load_image, to_float_rgb
+
+from conftest import random_image
+
+
+@pytest.fixture
+def processor():
+    return MIRNetImageProcessor()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "1", "RGB"])
+def test_any_pil_mode_becomes_rgb_in_unit_range(processor, mode):
+    image = random_image(13, 17, mode=mode)
+    batch = processor(image)
+    assert batch["pixel_values"].shape == (1, 3, 16, 20)
+    assert batch["pixel_values"].dtype == torch.float32
+    assert 0 <= batch["pixel_values"].min() and batch["pixel_values"].max() <= 1
+    assert batch["original_sizes"] == [[13, 17]]
+
+
+def test_16_bit_images_use_the_full_range(processor):
+    values = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    image = PIL.Image.new("I;16", (3, 1))
+    image.putdata(values.ravel().tolist())
+    array = to_float_rgb(image)
+    np.testing.assert_allclose(array[0, :, 0], [0, 32768 / 65535, 1], atol=1e-6)
+    assert array.shape == (1, 3, 3)
+
+
+def test_rgb_values_are_rescaled_exactly(processor):
+    image = random_image(8, 8)
+    expected = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
+    torch.testing.assert_close(processor(image)["pixel_values"][0], expected)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = random_image(20, 40)  # landscape pixels, EXIF says rotate 90 degrees
+    exif = PIL.Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    assert load_image(path).size == (20, 40)
+    with PIL.Image.open(path) as raw:
+        assert to_float_rgb(raw).shape == (40, 20, 3)
+
+
+def test_numpy_and_torch_inputs(processor):
+    rgb = np.asarray(random_image(12, 10))
+    from_uint8 = processor(rgb)["pixel_values"]
+    from_chw_float = processor(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)["pixel_values"]
+    from_gray = processor(rgb[..., 0])["pixel_values"]
+    torch.testing.assert_close(from_uint8, from_chw_float)
+    torch.testing.assert_close(from_gray[0, 1], from_gray[0, 0])
+    assert from_uint8.shape == (1, 3, 12, 12)
+
+
+def test_reflect_padding_and_crop_back(processor):
+    image = random_image(10, 9)
+    batch = processor(image)
+    pixels = batch["pixel_values"][0]
+    assert pixels.shape == (3, 12, 12)
+    # reflect padding mirrors the rows/columns before the edge (the edge itself is not repeated)
+    torch.testing.assert_close(pixels[:, 10], pixels[:, 8])
+    torch.testing.assert_close(pixels[:, :, 9], pixels[:, :, 7])
+    restored = processor.post_process_image_to_image(batch["pixel_values"], batch["original_sizes"])[0]
+    assert restored.size == image.size and restored.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(restored), np.asarray(image))
+
+
+def test_batches_of_different_sizes(processor):
+    images = [random_image(10, 30, seed=1), random_image(25, 8, seed=2)]
+    batch = processor(images)
+    assert batch["pixel_values"].shape == (2, 3, 28, 32)
+    outputs = processor.post_process_image_to_image(batch["pixel_values"], batch["original_sizes"])
+    assert [o.size for o in outputs] == [(30, 10), (8, 25)]
+    for out, image in zip(outputs, images):
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(image))
+
+
+def test_post_process_clamps(processor):
+    out = processor.post_process_image_to_image(torch.tensor([[[[-1.0, 0.5, 2.0]]]]).expand(1, 3, 1, 3))[0]
+    assert np.asarray(out)[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_processor_round_trip(tmp_path):
+    MIRNetImageProcessor(size_divisor=8, max_pixels=1000).save_pretrained(tmp_path)
+    loaded = MIRNetImageProcessor.from_pretrained(tmp_path)
+    assert (loaded.size_divisor, loaded.max_pixels) == (8, 1000)
+
+
+# --- bad input: clear errors that name the file and the problem -------------------------------------------
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (the data is tiny): tests limits without allocating."""
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("this is not a picture")
+    with pytest.raises(ImageLoadError, match=r"notes\.png: not an image file"):
+        load_image(path)
+
+
+def test_truncated_file(tmp_path):
+    buffer = io.BytesIO()
+    random_image(64, 64).save(buffer, format="PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageLoadError, match=r"cut\.png: cannot decode image .*truncated"):
+        load_image(path)
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageLoadError, match=r"empty\.jpg: empty file"):
+        load_image(tmp_path / "empty.jpg")
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_absurd_dimensions_are_refused_before_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_claiming_size(60000, 60000))
+    with pytest.raises(ImageLoadError, match=r"huge\.png: image too large: over the limit of 100 MP"):
+        load_image(path)
+    path.write_bytes(png_claiming_size(12000, 10000))  # under PIL's own bomb limit, over ours
+    with pytest.raises(ImageLoadError, match=r"huge\.png: image too large: 12000x10000 is 120 MP, over the limit of 100 MP"):
+        load_image(path)
+
+
+def test_zero_size_and_bad_arrays(processor):
+    with pytest.raises(ImageLoadError, match="zero-size"):
+        processor(np.zeros((0, 5, 3), dtype=np.uint8))
+    with pytest.raises(ImageLoadError, match=r"in \[0, 1\]"):
+        processor(np.full((4, 4, 3), 200.0, dtype=np.float32))
+    with pytest.raises(ImageLoadError, match="NaN"):
+        processor(np.full((4, 4, 3), np.nan, dtype=np.float32))
+    with pytest.raises(ImageLoadError, match="shape"):
+        processor(np.zeros((5, 5, 7), dtype=np.uint8))
+    with pytest.raises(ImageLoadError, match="PIL image, numpy array"):
+        processor(42)

@@ -1,0 +1,133 @@
+"""Architecture (issue 4, point 2): shapes, parameter counts of the official structure, residual, errors."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
+
+from modeling_mirnet import MIRNetConfig, MIRNetModel, enhancement_loss
+from modeling_mirnet.modeling_mirnet import SKFF, tile_starts
+
+from conftest import tiny_config
+
+OFFICIAL_V1_PARAMS = 31_787_419  # swz30/MIRNet MIRNet() with its shared DAUs and one shared PReLU
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_default_config_is_the_official_v1():
+    config = MIRNetConfig()
+    assert (config.num_rrg, config.num_mrb, config.num_features, config.height, config.width) == (3, 2, 64, 3, 2)
+    assert config.stream_channels == [64, 128, 256]
+    assert config.size_divisor == 4
+
+
+def test_parameter_count_matches_official_structure():
+    with torch.device("meta"):
+        shared = MIRNetModel(MIRNetConfig())
+        unshared = MIRNetModel(MIRNetConfig(share_dau_columns=False))
+    # one PReLU per DAU instead of the official single shared one: 18 DAUs -> 17 extra scalars
+    assert count(shared) == OFFICIAL_V1_PARAMS + 17
+    assert round(count(unshared) / 1e6, 2) == 42.24
+
+
+def test_auto_classes_are_registered():
+    config = AutoConfig.for_model("mirnet", num_features=8, num_rrg=1, num_mrb=1)
+    assert isinstance(config, MIRNetConfig)
+    assert type(AutoModel.from_config(config)) is MIRNetModel
+    assert type(AutoModelForImageToImage.from_config(config)) is MIRNetModel
+
+
+@pytest.mark.parametrize("overrides", [{}, {"height": 2, "width": 3}, {"height": 4, "share_dau_columns": False}, {"bias": True}])
+def test_forward_shapes_and_loss(overrides):
+    model = MIRNetModel(tiny_config(**overrides)).eval()
+    x = torch.rand(2, 3, 32, 48)
+    out = model(x, labels=x.clone(), output_hidden_states=True)
+    assert out.reconstruction.shape == x.shape
+    assert len(out.hidden_states) == 1 + model.config.num_rrg
+    assert out.loss.ndim == 0 and out.loss.item() >= 0
+    loss, reconstruction, _ = model(x, labels=x, output_hidden_states=True, return_dict=False)
+    torch.testing.assert_close(reconstruction, out.reconstruction)
+
+
+def test_network_predicts_a_residual_added_to_the_input():
+    model = MIRNetModel(tiny_config()).eval()
+    torch.nn.init.zeros_(model.conv_out.weight)
+    x = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(model(x).reconstruction, x)
+
+
+def test_skff_weights_are_a_softmax_across_streams():
+    skff = SKFF(channels=8, height=3)
+    same = torch.rand(1, 8, 4, 4)
+    # identical streams: whatever the attention, a convex combination of equal tensors is that tensor
+    torch.testing.assert_close(skff([same, same, same]), same)
+    a, b, c = torch.zeros(1, 8, 4, 4), torch.ones(1, 8, 4, 4), 2 * torch.ones(1, 8, 4, 4)
+    fused = skff([a, b, c])
+    assert fused.min() > 0 and fused.max() < 2  # strictly inside: every stream gets positive weight
+
+
+def test_losses():
+    pred, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert enhancement_loss(pred, target, "l1").item() == pytest.approx(0.5)
+    assert enhancement_loss(pred, target, "rmse").item() == pytest.approx(0.5)
+    assert enhancement_loss(pred, target, "charbonnier", eps=1e-3).item() == pytest.approx((0.25 + 1e-6) ** 0.5)
+    with pytest.raises(ValueError, match="unknown loss_type"):
+        enhancement_loss(pred, target, "ssim")
+
+
+def test_gradients_flow():
+    model = MIRNetModel(tiny_config()).train()
+    x = torch.rand(1, 3, 16, 16)
+    model(x, labels=torch.rand_like(x)).loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.rand(3, 32, 32), "shape"),
+        (torch.rand(1, 1, 32, 32), "channels"),
+        (torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8), "floating point"),
+        (torch.rand(1, 3, 30, 32), "multiples of 4"),
+        (torch.rand(1, 3, 4, 32), "at least 8"),
+    ],
+)
+def test_bad_pixel_values_give_clear_errors(tiny_model, bad, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_rrg": 0}, "num_rrg"),
+        ({"height": 1.5}, "height"),
+        ({"kernel_size": 4}, "odd"),
+        ({"loss_type": "mse"}, "loss_type"),
+        ({"num_features": 4, "reduction": 8}, "reduction"),
+        ({"channel_factor": 0.5}, "channel_factor"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MIRNetConfig(**kwargs)
+
+
+def test_config_round_trip(tmp_path):
+    config = tiny_config(width=3, loss_type="l1")
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, MIRNetConfig)
+    assert (loaded.width, loaded.loss_type, loaded.num_features) == (3, "l1", 8)
+
+
+def test_tile_starts_cover_the_whole_length():
+    for length, tile, stride in [(100, 32, 24), (64, 64, 32), (40, 64, 32), (97, 16, 8)]:
+        starts = tile_starts(length, tile, stride)
+        covered = set()
+        for s in starts:
+            covered |= set(range(s, min(s + tile, length)))
+        assert covered == set(range(length))
+        assert starts[-1] + min(tile, length) == length
