@@ -11,6 +11,9 @@ Differences from the official code, none of which change the function it compute
 - work the official code does twice is done once: the first mesh column reuses the downsampled streams of the
   first column, and the bilinear branch of up-sampling applies its 1x1 convolution before interpolating
   (the two commute), a quarter of the pixels.
+- for speed, with the same arithmetic up to float rounding (see benchmarks/NOTES.md): feature maps are channels_last
+  on CPU, the DAU's 1x1 fusion applies the spatial gate after the convolution instead of concatenating gated copies,
+  and sums are accumulated in place into freshly computed tensors.
 """
 
 import math
@@ -52,12 +55,12 @@ class SKFF(nn.Module):
         self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=bias) for _ in range(height)])
 
     def forward(self, streams: list[torch.Tensor]) -> torch.Tensor:
-        pooled = torch.stack([s.mean(dim=(2, 3), keepdim=True) for s in streams]).sum(0)  # GAP of the sum
+        pooled = sum(s.mean(dim=(2, 3), keepdim=True) for s in streams)  # GAP of the sum = sum of the GAPs
         squeezed = self.conv_du(pooled)
         weights = torch.stack([fc(squeezed) for fc in self.fcs]).softmax(dim=0)
         fused = streams[0] * weights[0]
         for stream, weight in zip(streams[1:], weights[1:]):
-            fused = fused + stream * weight
+            fused.addcmul_(stream, weight)  # in place: one pass per stream, no temporaries
         return fused
 
 
@@ -68,9 +71,13 @@ class SpatialAttention(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, 1, height, width) attention map that multiplies `x`."""
         pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
 
 
 class ChannelAttention(nn.Module):
@@ -85,8 +92,12 @@ class ChannelAttention(nn.Module):
             nn.Sigmoid(),
         )
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, channels, 1, 1) attention weights that multiply `x`."""
+        return self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+        return x * self.gate(x)
 
 
 class DAU(nn.Module):
@@ -102,8 +113,12 @@ class DAU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.body(x)
-        attended = torch.cat([self.spatial_attention(res), self.channel_attention(res)], dim=1)
-        return x + self.conv1x1(attended)
+        # conv1x1(cat[res * spatial, res * channel]) without the concatenation: the per-pixel spatial gate
+        # commutes with the 1x1 convolution, so it multiplies that half's output instead of its input
+        spatial, channel = self.spatial_attention.gate(res), self.channel_attention.gate(res)
+        w_spatial, w_channel = self.conv1x1.weight.chunk(2, dim=1)
+        fused = F.conv2d(res * channel, w_channel, self.conv1x1.bias)
+        return fused.add_(x).addcmul_(spatial, F.conv2d(res, w_spatial))  # in place on a fresh conv output
 
 
 class BlurPool(nn.Module):
@@ -131,7 +146,7 @@ class ResidualDownSample(nn.Module):
         self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.top(x) + self.bot(x)
+        return self.top(x).add_(self.bot(x))
 
 
 class ResidualUpSample(nn.Module):
@@ -154,7 +169,7 @@ class ResidualUpSample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         upsample, project = self.bot
         # bilinear interpolation and a 1x1 conv commute: project at low resolution, then interpolate
-        return self.top(x) + upsample(project(x))
+        return self.top(x).add_(upsample(project(x)))
 
 
 def resampler(channels: list[int], source: int, target: int, bias: bool) -> nn.Sequential:
@@ -217,7 +232,7 @@ class MRB(nn.Module):
             streams = [self.dau(column, level)(fused[level]) for level in range(self.height)]
         # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
         full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.height)]
-        return x + self.conv_out(self.skff[0](full))
+        return self.conv_out(self.skff[0](full)).add_(x)
 
 
 class RRG(nn.Module):
@@ -232,7 +247,7 @@ class RRG(nn.Module):
         h = x
         for mrb in self.mrbs:
             h = mrb(h)
-        return x + self.conv(h)
+        return self.conv(h).add_(x)
 
 
 class MIRNetPreTrainedModel(PreTrainedModel):
@@ -266,7 +281,15 @@ class MIRNetModel(MIRNetPreTrainedModel):
         self.conv_in = conv(config.num_channels, config.num_features, k, config.bias)
         self.rrgs = nn.ModuleList([RRG(config) for _ in range(config.num_rrg)])
         self.conv_out = conv(config.num_features, config.num_channels, k, config.bias)
+        # Feature maps in channels_last (NHWC) memory format: the same arithmetic, but oneDNN runs the
+        # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
+        self.channels_last: bool | None = None
         self.post_init()
+
+    def feature_memory_format(self, pixel_values: torch.Tensor) -> torch.memory_format:
+        """The memory format of the feature maps for an input on `pixel_values.device` (see `channels_last`)."""
+        use = self.channels_last if self.channels_last is not None else pixel_values.device.type == "cpu"
+        return torch.channels_last if use else torch.contiguous_format
 
     def check_pixel_values(self, pixel_values) -> None:
         """Raise a ValueError that names the problem when `pixel_values` cannot go through the network."""
@@ -310,13 +333,13 @@ class MIRNetModel(MIRNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features = self.conv_in(pixel_values)
+        features = self.conv_in(pixel_values.contiguous(memory_format=self.feature_memory_format(pixel_values)))
         hidden_states = (features,) if output_hidden_states else None
         for rrg in self.rrgs:
             features = rrg(features)
             if output_hidden_states:
                 hidden_states += (features,)
-        reconstruction = pixel_values + self.conv_out(features)
+        reconstruction = (pixel_values + self.conv_out(features)).contiguous()
 
         loss = None
         if labels is not None:

@@ -1,0 +1,454 @@
+"""MIRNet low-light enhancement against PIL autocontrast: a Gradio app and a Hugging Face Space.
+
+    python space/app.py                                   # bundled checkpoints under space/checkpoints/<name>/
+    python space/app.py --model LoL=org/mirnet-lol --model SICE=path/to/mirnet-sice
+    MIRNET_MODEL=org/mirnet-lol,org/mirnet-sice python space/app.py
+
+Each checkpoint is a local folder or a Hub id (offline: Hub ids already in the cache, with HF_HUB_OFFLINE=1),
+optionally labelled `LABEL=SOURCE`. Without a label, a name containing "lol" / "sice" is labelled "LoL" / "SICE",
+anything else by its folder or repo name. With no checkpoint the app still runs the autocontrast baseline and says
+how to get one; it never shows an untrained network's output as a result.
+
+Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU;
+large photos are enhanced in overlapping tiles. Requests go through a bounded queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a demo that must run offline
+
+HERE = Path(__file__).resolve().parent
+# Run from the repository (python space/app.py): use the package next door. Deployed as a Space: modeling_mirnet/
+# is copied beside app.py (see README.md), and the script's folder is on sys.path already.
+for _root in (HERE, HERE.parent):
+    if (_root / "modeling_mirnet" / "__init__.py").is_file() and str(_root) not in sys.path:
+        sys.path.insert(0, str(_root))
+        break
+
+try:  # ZeroGPU: spaces.GPU attaches a GPU for the duration of the call; outside ZeroGPU it returns the function as is
+    import spaces
+
+    gpu = spaces.GPU(duration=120)
+except ImportError:
+
+    def gpu(fn):
+        return fn
+
+
+import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
+import torch  # noqa: E402
+
+import modeling_mirnet  # noqa: E402,F401  (registers MIRNet with the Auto classes)
+from modeling_mirnet.hub import ModelLoadError, load_mirnet  # noqa: E402
+from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image  # noqa: E402
+from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
+from modeling_mirnet.modeling_mirnet import tile_starts  # noqa: E402
+
+CHECKPOINT_DIR = HERE / "checkpoints"
+EXAMPLE_DIR = HERE / "examples"
+TILE_PIXELS = 1_500_000  # "auto" tiling above this many pixels
+DEFAULT_TILE = 512
+TILE_OVERLAP = 32
+MAX_PIXELS = int(os.environ.get("MIRNET_MAX_PIXELS", "24000000"))  # larger images are refused with a message
+MAX_FILE_SIZE = os.environ.get("MIRNET_MAX_FILE_SIZE", "25mb")
+ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+TILING_CHOICES = ["auto", "always", "never"]
+
+HOW_TO_GET_A_CHECKPOINT = """\
+**No trained MIRNet checkpoint was found**, so only the PIL autocontrast baseline is shown; the MIRNet panel stays
+empty rather than showing an untrained network. To get one:
+- convert the authors' weights (`model_lol.pth` from github.com/swz30/MIRNet):
+  `mirnet-convert model_lol.pth space/checkpoints/mirnet-lol`, then restart the app;
+- or train one with `train/train.py` (needs a GPU and the LoL training pairs) and save it to `space/checkpoints/mirnet-lol`;
+- or point the app at a model folder or Hub id: `python space/app.py --model LoL=org/mirnet-lol`
+  (or `MIRNET_MODEL=...`). Checkpoints in `space/checkpoints/<name>/` are picked up on start."""
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+
+def label_for(source: str) -> str:
+    name = Path(source.rstrip("/")).name or source
+    lowered = name.lower()
+    if "sice" in lowered:
+        return "SICE"
+    if "lol" in lowered:
+        return "LoL"
+    return name
+
+
+def parse_checkpoints(specs: list[str] | None) -> dict[str, str]:
+    """["LoL=org/mirnet-lol", "path/mirnet-sice", "a,b"] -> {"LoL": "org/mirnet-lol", "SICE": "path/mirnet-sice", ...}."""
+    checkpoints: dict[str, str] = {}
+    for spec in specs or []:
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            label, sep, source = item.partition("=")
+            if not sep:
+                label, source = label_for(item), item
+            label = label.strip() or label_for(source)
+            if label in checkpoints:  # two "LoL" folders: fall back to the folder names
+                label = Path(source.rstrip("/")).name or source
+            checkpoints[label] = source.strip()
+    return checkpoints
+
+
+def bundled_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, str]:
+    """Saved model folders under space/checkpoints/<name>/ (each with a config.json), LoL first."""
+    if not folder.is_dir():
+        return {}
+    found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+    found.sort(key=lambda p: ("lol" not in p.name.lower(), p.name))
+    return parse_checkpoints([str(p) for p in found])
+
+
+def default_checkpoints(specs: list[str] | None = None) -> dict[str, str]:
+    """--model flags, else $MIRNET_MODEL, else the bundled folders."""
+    specs = specs or ([os.environ["MIRNET_MODEL"]] if os.environ.get("MIRNET_MODEL") else [])
+    return parse_checkpoints(specs) if specs else bundled_checkpoints()
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# Loaded models by source, shared by every app in the process (the GPU function looks them up by name, which keeps
+# its arguments small and picklable for ZeroGPU).
+_MODELS: dict[str, tuple] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_checkpoint(source: str, device: torch.device):
+    with _MODELS_LOCK:
+        if source not in _MODELS:
+            _MODELS[source] = load_mirnet(source, device=device)
+        return _MODELS[source]
+
+
+@gpu
+def run_mirnet(source: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None) -> torch.Tensor:
+    """The network's output for `pixel_values`, on the device the model lives on; returned on the CPU."""
+    model, _ = _MODELS[source]
+    hook = None
+    if on_tile is not None:
+        hook = model.register_forward_hook(lambda *_: on_tile())
+    try:
+        with torch.inference_mode():
+            output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=TILE_OVERLAP)
+        return output.float().cpu()
+    finally:
+        if hook is not None:
+            hook.remove()
+
+
+def count_tiles(height: int, width: int, tile_size: int | None) -> int:
+    if tile_size is None or (height <= tile_size and width <= tile_size):
+        return 1
+    th, tw = min(tile_size, height), min(tile_size, width)
+    return len(tile_starts(height, th, th - TILE_OVERLAP)) * len(tile_starts(width, tw, tw - TILE_OVERLAP))
+
+
+# ----------------------------------------------------------------------------------------------- uploads
+
+
+def readable(err: Exception, path: str | None, shown_name: str | None) -> str:
+    """The error's message with gradio's temporary path replaced by the name the user uploaded."""
+    message = str(err)
+    if path and shown_name:
+        message = message.replace(path, shown_name)
+    return message
+
+
+def guard_upload(component: gr.Image, what: str) -> gr.Image:
+    """Make a gr.Image (type="filepath") answer an upload PIL cannot open with a readable gr.Error, not a crash.
+
+    gr.Image opens every upload with PIL before the event runs, so a text file renamed .png would fail there with
+    an opaque error. The wrapper turns that into the package's diagnosis (not an image / truncated / empty / too
+    large), with the uploaded file's name. (A gr.Image subclass would do the same, but gradio writes a .pyi stub
+    next to the file that defines one.)
+    """
+    original = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - anything PIL raises on a bad upload
+            path = getattr(payload, "path", None)
+            name = f'{what} ({getattr(payload, "orig_name", None) or (Path(path).name if path else "upload")})'
+            try:
+                load_image(path, MAX_PIXELS)
+            except ImageLoadError as diagnosed:
+                raise gr.Error(readable(diagnosed, path, name), title="Cannot read this image") from None
+            except Exception:  # noqa: BLE001
+                pass
+            raise gr.Error(f"{name}: cannot read this image ({type(err).__name__}: {err})", title="Cannot read this image") from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def open_upload(path: str, what: str) -> PIL.Image.Image:
+    """Fully decoded RGB image from an uploaded file, or gr.Error with the package's message."""
+    try:
+        return load_image(path, MAX_PIXELS).convert("RGB")
+    except ImageLoadError as err:
+        raise gr.Error(readable(err, path, f"{what} ({Path(path).name})"), title="Cannot read this image") from None
+
+
+# ----------------------------------------------------------------------------------------------- the app
+
+
+class MIRNetSpace:
+    """State and handlers of one app: the checkpoints it offers and where results are written."""
+
+    def __init__(self, checkpoints: dict[str, str] | None, device: torch.device | str | None = None, tile_pixels: int = TILE_PIXELS):
+        self.device = torch.device(device) if device is not None else pick_device()
+        self.tile_pixels = tile_pixels
+        self.sources: dict[str, str] = {}  # label -> source, only those that loaded
+        self.problems: list[str] = []
+        for label, source in (checkpoints or {}).items():
+            try:
+                load_checkpoint(source, self.device)
+                self.sources[label] = source
+            except ModelLoadError as err:
+                self.problems.append(f"{label}: {err}")
+            except Exception as err:  # noqa: BLE001 - a corrupt file must not take the app down
+                self.problems.append(f"{label}: {source}: cannot load ({type(err).__name__}: {err})")
+        self.work_dir = Path(tempfile.gettempdir()) / "mirnet-space"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.sources)
+
+    def device_text(self) -> str:
+        if self.device.type == "cuda":
+            return f"GPU ({torch.cuda.get_device_name(self.device)})"
+        threads = torch.get_num_threads()
+        return "ZeroGPU" if ON_ZERO_GPU else f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+    def notice(self) -> str:
+        """Markdown shown at the top: what runs where, or why MIRNet does not run."""
+        lines = []
+        if not self.sources:
+            lines.append(HOW_TO_GET_A_CHECKPOINT)
+        if self.problems:
+            lines.append("**Checkpoints that could not be loaded:**\n" + "\n".join(f"- {p}" for p in self.problems))
+        if self.sources:
+            names = ", ".join(f"{label} (`{source}`)" for label, source in self.sources.items())
+            lines.append(f"Checkpoints: {names}. Running on {self.device_text()}.")
+        return "\n\n".join(lines)
+
+    def _request_dir(self) -> Path:
+        cutoff = time.time() - 3600  # results stay an hour; gradio copies what it serves into its own cache
+        for old in self.work_dir.iterdir():
+            try:
+                if old.is_dir() and old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass
+        folder = self.work_dir / uuid.uuid4().hex
+        folder.mkdir()
+        return folder
+
+    def tile_size_for(self, width: int, height: int, tiling: str, tile_size: int) -> int | None:
+        if tiling == "never":
+            return None
+        if tiling == "always" or width * height > self.tile_pixels:
+            return int(tile_size)
+        return None
+
+    def enhance(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE, progress=gr.Progress()):
+        """Enhance one upload; returns (status, MIRNet slider, autocontrast slider, side by side, metrics, files)."""
+        if not image_path:
+            raise gr.Error("Upload an image first (or pick an example).")
+        if tiling not in TILING_CHOICES:
+            raise gr.Error(f"tiling must be one of {', '.join(TILING_CHOICES)}, got {tiling!r}")
+        tile_size = int(tile_size or DEFAULT_TILE)
+        if tile_size % 32 or not 128 <= tile_size <= 2048:
+            raise gr.Error(f"tile size must be a multiple of 32 between 128 and 2048, got {tile_size}")
+        progress(0.0, desc="Reading the image")
+        image = open_upload(image_path, "input")
+        reference = open_upload(reference_path, "reference") if reference_path else None
+        stem = Path(image_path).stem[:60] or "image"
+        out = self._request_dir()
+        input_png = out / f"{stem}_input.png"
+        image.save(input_png, compress_level=1)
+
+        progress(0.05, desc="Autocontrast")
+        baseline = autocontrast(image)
+        baseline_png = out / f"{stem}_autocontrast.png"
+        baseline.save(baseline_png)
+
+        enhanced_png, label, status = None, None, []
+        if self.sources:
+            label = checkpoint if checkpoint in self.sources else self.labels[0]
+            source = self.sources[label]
+            _, processor = _MODELS[source]
+            inputs = processor(image)
+            height, width = inputs["pixel_values"].shape[-2:]
+            tile = self.tile_size_for(image.width, image.height, tiling, tile_size)
+            tiles = count_tiles(height, width, tile)
+            done = [0]
+
+            def on_tile():
+                done[0] = min(done[0] + 1, tiles)  # (another request sharing the model also fires the hook)
+                progress(0.1 + 0.85 * done[0] / tiles, desc=f"MIRNet ({label}): tile {done[0]}/{tiles}")
+
+            progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}" + (f", {tiles} tiles" if tiles > 1 else ""))
+            start = time.perf_counter()
+            try:
+                output = run_mirnet(source, inputs["pixel_values"], tile, None if (ON_ZERO_GPU or tiles == 1) else on_tile)
+            except (RuntimeError, MemoryError) as err:
+                if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
+                    raise gr.Error("Out of memory: set tiling to 'always' with a smaller tile size.") from None
+                raise
+            seconds = time.perf_counter() - start
+            enhanced = processor.post_process_image_to_image(output, inputs["original_sizes"])[0]
+            progress(0.96, desc="Saving the result")
+            enhanced_png = out / f"{stem}_mirnet-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
+            enhanced.save(enhanced_png)
+            how = f"{tiles} tiles of {tile} px" if tiles > 1 else "whole image"
+            status.append(f"MIRNet ({label}) enhanced {image.width}x{image.height} on {self.device_text()} in {seconds:.1f} s ({how}).")
+        else:
+            status.append("No trained MIRNet checkpoint: only the autocontrast baseline was computed.")
+
+        metrics = self.metrics_table(image, reference, enhanced_png, baseline, label)
+        gallery = [(str(input_png), "Input")]
+        if enhanced_png:
+            gallery.append((str(enhanced_png), f"MIRNet ({label})"))
+        gallery.append((str(baseline_png), "PIL autocontrast"))
+        files = [str(p) for p in (enhanced_png, baseline_png) if p]
+        progress(1.0, desc="Done")
+        return (
+            " ".join(status),
+            (str(input_png), str(enhanced_png)) if enhanced_png else None,
+            (str(input_png), str(baseline_png)),
+            gallery,
+            metrics,
+            files,
+        )
+
+    @staticmethod
+    def metrics_table(image, reference, enhanced_png, baseline, label) -> str:
+        if reference is None:
+            return "Add a reference (well-exposed) image of the same scene to get PSNR / SSIM."
+        if reference.size != image.size:
+            return (
+                f"The reference is {reference.width}x{reference.height} but the input is {image.width}x{image.height}: "
+                "PSNR / SSIM need the same size, so none are shown."
+            )
+        if min(image.size) < 11:
+            return "PSNR / SSIM need images of at least 11x11 pixels."
+        rows = [("Input (no enhancement)", image)]
+        if enhanced_png:
+            rows.append((f"MIRNet ({label})", PIL.Image.open(enhanced_png).convert("RGB")))
+        rows.append(("PIL autocontrast", baseline))
+        lines = ["| result | PSNR (dB) | SSIM |", "|---|---:|---:|"]
+        for name, result in rows:
+            lines.append(f"| {name} | {psnr(result, reference):.2f} | {ssim(result, reference):.4f} |")
+        return "\n".join(lines) + "\n\nAgainst the reference; 8-bit RGB, data range 1, SSIM 11x11 Gaussian window."
+
+
+def example_rows() -> list[list]:
+    rows = []
+    for low in sorted(EXAMPLE_DIR.glob("*_low.png")):
+        high = low.with_name(low.name.replace("_low", "_high"))
+        rows.append([str(low), str(high) if high.is_file() else None])
+    return rows
+
+
+CSS = """
+#notice {border: 2px solid #d97706; border-radius: 8px; padding: 4px 12px; background: #fffbeb;}
+#notice.ok {border-color: #9ca3af; background: transparent;}
+"""
+
+
+def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixels: int = TILE_PIXELS) -> gr.Blocks:
+    """The Blocks app. `checkpoints` maps a label ("LoL") to a model folder or Hub id; None or {}: no MIRNet."""
+    space = MIRNetSpace(checkpoints, device=device, tile_pixels=tile_pixels)
+    with gr.Blocks(title="MIRNet low-light enhancement", delete_cache=(3600, 3600)) as demo:
+        demo.space = space  # for tests and scripts
+        gr.Markdown(
+            "# MIRNet low-light enhancement vs PIL autocontrast\n"
+            "Upload a dark photo (or pick an example). Each result has a before/after slider against the input; "
+            "add a reference image of the same scene for PSNR / SSIM. "
+            "[MIRNet: Zamir et al., ECCV 2020](https://arxiv.org/abs/2003.06792)"
+        )
+        gr.Markdown(space.notice(), elem_id="notice", elem_classes=[] if not space.sources else ["ok"])
+        with gr.Row():
+            with gr.Column(scale=1):
+                image_in = guard_upload(gr.Image(label="Low-light image", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="input-image", height=300), "input")
+                reference_in = guard_upload(gr.Image(label="Reference image (optional, same scene well exposed)", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="reference-image", height=200), "reference")
+                checkpoint_in = gr.Dropdown(
+                    choices=space.labels, value=space.labels[0] if space.labels else None, label="Checkpoint",
+                    visible=bool(space.labels), interactive=len(space.labels) > 1,
+                )
+                with gr.Accordion("Tiling (for large photos)", open=False):
+                    tiling_in = gr.Radio(TILING_CHOICES, value="auto", label=f"Tiles ('auto': above {tile_pixels / 1e6:g} MP)")
+                    tile_in = gr.Slider(128, 1024, value=DEFAULT_TILE, step=32, label="Tile size (pixels)")
+                button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+                status = gr.Markdown(elem_id="status")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    mirnet_out = gr.ImageSlider(
+                        label="Input | MIRNet" if space.sources else "MIRNet: no trained checkpoint (see the notice above)",
+                        type="filepath", format="png", elem_id="mirnet-slider", max_height=400,
+                    )
+                    baseline_out = gr.ImageSlider(label="Input | PIL autocontrast", type="filepath", format="png", elem_id="autocontrast-slider", max_height=400)
+                side_by_side = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=260, format="png", elem_id="side-by-side")
+                metrics_out = gr.Markdown(elem_id="metrics")
+                files_out = gr.File(label="Full-resolution results (PNG)", file_count="multiple", elem_id="downloads")
+        examples = example_rows()
+        if examples:
+            gr.Examples(examples, inputs=[image_in, reference_in], label="LOL examples (low-light; 179 with its reference)", cache_examples=False)
+        button.click(
+            space.enhance,
+            inputs=[image_in, reference_in, checkpoint_in, tiling_in, tile_in],
+            outputs=[status, mirnet_out, baseline_out, side_by_side, metrics_out, files_out],
+            api_name="enhance",
+        )
+    return demo
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", help="LABEL=FOLDER_OR_HUB_ID (repeatable, or comma-separated); default $MIRNET_MODEL, else space/checkpoints/*")
+    parser.add_argument("--host", default=None, help="address to listen on (default $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests run at once (each holds a model activation in memory)")
+    parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    return parser.parse_args(argv)
+
+
+def launch(demo: gr.Blocks, concurrency: int = 1, queue_size: int = 16, max_file_size=MAX_FILE_SIZE, **kwargs):
+    """Queue (bounded) and launch; also used by the tests with prevent_thread_lock=True."""
+    demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    return demo.launch(max_file_size=max_file_size, theme=theme, css=CSS, **kwargs)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    demo = build_demo(default_checkpoints(args.model), device=args.device)
+    launch(demo, args.concurrency, args.queue_size, server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

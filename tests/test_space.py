@@ -1,0 +1,195 @@
+"""The Gradio Space (space/app.py), served on 127.0.0.1 and driven through gradio_client, as a user's browser would."""
+
+import os
+import re
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[space]'")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from modeling_mirnet.hub import load_mirnet  # noqa: E402
+from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
+
+from space_helpers import EXAMPLES, load_space_app, served  # noqa: E402
+
+LABEL = "mirnet-tiny"  # the fixture folder's name: a test model, never offered to users
+
+
+def dark_image(path, height=48, width=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x / width, y / height, (x + y) / (width + height)], -1) * 50
+    array = np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
+    PIL.Image.fromarray(array).save(path)
+    return path
+
+
+def read(path) -> PIL.Image.Image:
+    return PIL.Image.open(path).convert("RGB")
+
+
+def enhance(client, image, reference=None, checkpoint=LABEL, tiling="auto", tile_size=512):
+    return client.predict(
+        handle_file(str(image)), handle_file(str(reference)) if reference else None, checkpoint, tiling, tile_size,
+        api_name="/enhance",
+    )
+
+
+@pytest.fixture(scope="module")
+def app_with_model(tiny_model_dir, tmp_path_factory):
+    with served({LABEL: str(tiny_model_dir)}, tile_pixels=20_000) as (app, demo):
+        client = Client(demo.local_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+        yield app, demo, client
+
+
+def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model, tiny_model_dir):
+    _, _, client = app_with_model
+    example = EXAMPLES / "lol_780_low.png"
+    status, mirnet, baseline, side_by_side, metrics, files = enhance(client, example)
+    source = read(example)
+    assert LABEL in status and "600x400" in status
+    before, after = (read(p) for p in mirnet)
+    assert before.size == after.size == source.size == (600, 400)
+    assert np.array_equal(np.asarray(before), np.asarray(source))
+    # the MIRNet panel holds exactly what the package computes (PNG: no lossy re-encoding on the way)
+    model, processor = load_mirnet(tiny_model_dir)
+    inputs = processor(source)
+    with torch.inference_mode():
+        expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
+    diff = np.abs(np.asarray(after).astype(int) - np.asarray(expected).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # float rounding between threads, nothing more
+    assert np.array_equal(np.asarray(read(baseline[1])), np.asarray(autocontrast(source)))
+    assert [item["caption"] for item in side_by_side] == ["Input", f"MIRNet ({LABEL})", "PIL autocontrast"]
+    assert "reference" in metrics.lower()
+    downloads = [read(p) for p in files]  # full-resolution PNGs: MIRNet first, then autocontrast
+    assert [d.size for d in downloads] == [(600, 400)] * 2
+    assert np.array_equal(np.asarray(downloads[0]), np.asarray(after))
+    assert all(str(p).endswith(".png") for p in files)
+
+
+def test_reference_gives_psnr_ssim_of_both_results(app_with_model, tmp_path):
+    _, _, client = app_with_model
+    image = dark_image(tmp_path / "dark.png")
+    reference = tmp_path / "bright.png"
+    PIL.Image.fromarray(np.clip(np.asarray(read(image)).astype(int) * 4, 0, 255).astype(np.uint8)).save(reference)
+    _, mirnet, baseline, _, metrics, _ = enhance(client, image, reference)
+    rows = dict(re.findall(r"^\| (.+?) \| ([-\d.]+ \| [-\d.]+) \|$", metrics, flags=re.M))
+    ref = read(reference)
+    for name, result in [(f"MIRNet ({LABEL})", mirnet[1]), ("PIL autocontrast", baseline[1]), ("Input (no enhancement)", image)]:
+        shown_psnr, shown_ssim = (float(v) for v in rows[name].split(" | "))
+        assert shown_psnr == pytest.approx(psnr(read(result), ref), abs=0.006)
+        assert shown_ssim == pytest.approx(ssim(read(result), ref), abs=6e-5)
+    # a reference of another size: no numbers, a message, and the enhancement still comes back
+    small = tmp_path / "small.png"
+    read(reference).resize((32, 24)).save(small)
+    _, mirnet, _, _, metrics, _ = enhance(client, image, small)
+    assert "same size" in metrics and mirnet is not None
+
+
+def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model, tmp_path):
+    _, _, client = app_with_model
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("this is a text file, not a picture\n" * 10)
+    with pytest.raises(AppError, match=r"notes\.png.*not an image"):
+        enhance(client, not_an_image)
+
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes((EXAMPLES / "lol_493_low.png").read_bytes()[:6000])
+    with pytest.raises(AppError, match=r"cut\.png.*truncated"):
+        enhance(client, truncated)
+
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises((AppError, ValueError)):
+        enhance(client, empty)
+
+    bomb = tmp_path / "huge.png"  # 36 MP of one colour: a few kB on disk, too many pixels to decode
+    PIL.Image.new("1", (6000, 6000)).save(bomb)
+    with pytest.raises(AppError, match=r"huge\.png.*too large"):
+        enhance(client, bomb)
+
+    big_file = tmp_path / "big.png"  # over this app's max_file_size (2 MB): refused before anything runs
+    PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)).save(big_file)
+    with pytest.raises(Exception, match="maximum file size|exceeds"):
+        enhance(client, big_file)
+
+    with pytest.raises(AppError, match="not an image"):  # a bad reference is reported too
+        enhance(client, dark_image(tmp_path / "ok.png"), not_an_image)
+
+    status, mirnet, *_ = enhance(client, dark_image(tmp_path / "after.png"))  # still serving
+    assert LABEL in status and mirnet is not None
+
+
+def test_concurrent_requests_all_succeed(app_with_model, tmp_path):
+    _, _, client = app_with_model
+    sizes = [(40, 56), (48, 64), (36, 52), (44, 60)]
+    images = [dark_image(tmp_path / f"in{i}.png", h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+    jobs = [client.submit(handle_file(str(p)), None, LABEL, "auto", 512, api_name="/enhance") for p in images]
+    results = [job.result(timeout=60) for job in jobs]
+    for (h, w), (status, mirnet, baseline, *_) in zip(sizes, results):
+        assert read(mirnet[1]).size == (w, h) and read(baseline[1]).size == (w, h)
+
+
+def test_large_images_are_tiled(app_with_model, tmp_path):
+    _, _, client = app_with_model  # this app tiles above 20,000 pixels
+    image = dark_image(tmp_path / "wide.png", 120, 200)
+    status, mirnet, *_ = enhance(client, image, tile_size=128)
+    assert "tiles of 128 px" in status and read(mirnet[1]).size == (200, 120)
+    status, mirnet, *_ = enhance(client, image, tiling="never")
+    assert "whole image" in status and read(mirnet[1]).size == (200, 120)
+
+
+def test_without_checkpoint_the_notice_is_shown_and_mirnet_is_not(tmp_path):
+    import httpx
+
+    with served({}) as (_, demo):
+        page_config = httpx.get(demo.local_url + "config", timeout=10).text
+        assert "No trained MIRNet checkpoint was found" in page_config
+        assert "mirnet-convert model_lol.pth space/checkpoints/mirnet-lol" in page_config
+        client = Client(demo.local_url, verbose=False, download_files=str(tmp_path))
+        status, mirnet, baseline, side_by_side, metrics, files = enhance(
+            client, EXAMPLES / "lol_179_low.png", EXAMPLES / "lol_179_high.png", checkpoint=None
+        )
+    assert mirnet is None and "No trained MIRNet checkpoint" in status
+    assert [item["caption"] for item in side_by_side] == ["Input", "PIL autocontrast"]
+    assert "MIRNet" not in metrics and "PIL autocontrast" in metrics
+    assert len(files) == 1 and "autocontrast" in os.path.basename(files[0])
+    assert read(baseline[1]).size == (600, 400)
+
+
+def test_checkpoint_discovery_and_labels(tiny_model_dir, tmp_path, monkeypatch):
+    app = load_space_app()
+    assert app.parse_checkpoints(["org/mirnet-lol,org/mirnet-sice", "Mine=/models/x"]) == {
+        "LoL": "org/mirnet-lol", "SICE": "org/mirnet-sice", "Mine": "/models/x"}
+    monkeypatch.setenv("MIRNET_MODEL", "a/mirnet-lol")
+    assert app.default_checkpoints() == {"LoL": "a/mirnet-lol"}
+    assert app.default_checkpoints(["SICE=b/c"]) == {"SICE": "b/c"}  # the flag wins over the variable
+    monkeypatch.delenv("MIRNET_MODEL")
+    for name in ("mirnet-sice", "mirnet-lol"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    (tmp_path / "notes").mkdir()
+    assert list(app.bundled_checkpoints(tmp_path)) == ["LoL", "SICE"]
+
+
+def test_hub_ids_load_offline_from_the_cache_and_failures_are_reported(tiny_model_dir, offline_hf_home, tmp_path):
+    import shutil
+
+    snapshot = offline_hf_home / "hub" / "models--org--mirnet-lol" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_model_dir, snapshot)
+    (offline_hf_home / "hub" / "models--org--mirnet-lol" / "refs").mkdir()
+    (offline_hf_home / "hub" / "models--org--mirnet-lol" / "refs" / "main").write_text("a" * 40)
+    broken = tmp_path / "mirnet-broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    app = load_space_app()
+    space = app.MIRNetSpace({"LoL": "org/mirnet-lol", "SICE": "org/not-cached", "Broken": str(broken)}, device="cpu")
+    assert space.labels == ["LoL"]
+    notice = space.notice()
+    assert "org/not-cached" in notice and "mirnet-broken" in notice and "could not be loaded" in notice
+    assert "No trained MIRNet checkpoint" not in notice

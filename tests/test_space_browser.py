@@ -1,0 +1,90 @@
+"""End to end in a real browser: headless Chromium (Debian's package) opens the Space, uploads a photo, waits for
+the results and saves screenshots. Set MIRNET_SCREENSHOT_DIR to keep them (default: pytest's tmp_path)."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[space]'")
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
+
+from space_helpers import EXAMPLES, served  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium (Playwright's own browser download does not work here)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("MIRNET_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_in_page(browser, url, shot, with_reference=True):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "lol_179_low.png"))
+        if with_reference:
+            page.locator("#reference-image input[type=file]").set_input_files(str(EXAMPLES / "lol_179_high.png"))
+        page.locator("#input-image img").first.wait_for(state="visible", timeout=20_000)  # the upload is shown
+        page.locator("#enhance-button").click()
+        page.locator("#metrics table").wait_for(state="visible", timeout=30_000)  # the results are in
+        page.locator("#autocontrast-slider img").first.wait_for(state="visible", timeout=10_000)
+        page.wait_for_timeout(500)  # let the images finish painting
+        page.screenshot(path=str(shot), full_page=True)
+        return page.locator("#status").inner_text(), page.locator("#notice").inner_text(), page
+    except Exception:
+        page.screenshot(path=str(shot.with_name(shot.stem + "-failed.png")), full_page=True)
+        page.close()
+        raise
+
+
+def test_upload_enhance_and_screenshot(browser, tiny_model_dir, shots):
+    with served({"mirnet-tiny": str(tiny_model_dir)}) as (_, demo):
+        shot = shots / "space-tiny-model.png"
+        status, _, page = run_in_page(browser, demo.local_url, shot)
+        try:
+            assert "mirnet-tiny" in status and "600x400" in status
+            assert page.locator("#mirnet-slider img").count() >= 1
+            assert "PSNR" in page.locator("#metrics").inner_text()
+        finally:
+            page.close()
+    assert shot.stat().st_size > 10_000
+
+
+def test_without_checkpoint_the_page_says_so(browser, shots):
+    with served({}) as (_, demo):
+        shot = shots / "space-no-checkpoint.png"
+        status, notice, page = run_in_page(browser, demo.local_url, shot)
+        try:
+            assert "No trained MIRNet checkpoint was found" in notice
+            assert "only the autocontrast baseline" in status
+            assert page.locator("#mirnet-slider img").count() == 0  # nothing presented as a MIRNet result
+        finally:
+            page.close()
+    assert shot.stat().st_size > 10_000
