@@ -23,7 +23,9 @@ class MIRNetConfig(PretrainedConfig):
         skff_reduction (`int`, defaults to 8): channel reduction in SKFF (the squeezed size is at least 4).
         kernel_size (`int`, defaults to 3): kernel size of the input, output and DAU convolutions.
         spatial_attention_kernel_size (`int`, defaults to 5): kernel of the spatial-attention convolution.
-        bias (`bool`, defaults to `False`): whether convolutions have a bias (the official model has none).
+        bias (`bool`, defaults to `False`): bias on the model's input/output convolutions and each MRB's output
+            convolution, as the official `bias` argument does (attention, SKFF and resampling convolutions never
+            have one, there as here). The released official models use `False`.
         share_dau_columns (`bool`, defaults to `True`): the official code builds each stream's DAUs as
             `[DAU(...)] * width`, so every column of an MRB reuses one DAU per stream. `True` reproduces that
             (31.79M parameters at the defaults); `False` gives each column its own DAU (42.24M).

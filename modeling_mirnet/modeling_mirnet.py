@@ -48,11 +48,11 @@ def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: 
 class SKFF(nn.Module):
     """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
 
-    def __init__(self, channels: int, height: int, reduction: int = 8, bias: bool = False):
+    def __init__(self, channels: int, height: int, reduction: int = 8):
         super().__init__()
         squeezed = max(int(channels / reduction), 4)
-        self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=bias), nn.PReLU())
-        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=bias) for _ in range(height)])
+        self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
+        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(height)])
 
     def forward(self, streams: list[torch.Tensor]) -> torch.Tensor:
         pooled = sum(s.mean(dim=(2, 3), keepdim=True) for s in streams)  # GAP of the sum = sum of the GAPs
@@ -83,12 +83,12 @@ class SpatialAttention(nn.Module):
 class ChannelAttention(nn.Module):
     """Channel attention (squeeze-and-excitation): GAP -> 1x1 (C/r) -> ReLU -> 1x1 (C) -> sigmoid."""
 
-    def __init__(self, channels: int, reduction: int = 8, bias: bool = False):
+    def __init__(self, channels: int, reduction: int = 8):
         super().__init__()
         self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1, bias=bias),
+            nn.Conv2d(channels, channels // reduction, 1, bias=False),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1, bias=bias),
+            nn.Conv2d(channels // reduction, channels, 1, bias=False),
             nn.Sigmoid(),
         )
 
@@ -105,11 +105,11 @@ class DAU(nn.Module):
 
     def __init__(self, channels: int, config: MIRNetConfig):
         super().__init__()
-        k, bias = config.kernel_size, config.bias
-        self.body = nn.Sequential(conv(channels, channels, k, bias), nn.PReLU(), conv(channels, channels, k, bias))
+        k = config.kernel_size  # no biases here: the official DAU never passes `bias` on
+        self.body = nn.Sequential(conv(channels, channels, k), nn.PReLU(), conv(channels, channels, k))
         self.spatial_attention = SpatialAttention(config.spatial_attention_kernel_size)
-        self.channel_attention = ChannelAttention(channels, config.reduction, bias)
-        self.conv1x1 = nn.Conv2d(2 * channels, channels, 1, bias=bias)
+        self.channel_attention = ChannelAttention(channels, config.reduction)
+        self.conv1x1 = nn.Conv2d(2 * channels, channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.body(x)
@@ -133,17 +133,17 @@ class BlurPool(nn.Module):
 class ResidualDownSample(nn.Module):
     """Residual down-sampling: (1x1-PReLU-3x3-PReLU-blurpool-1x1) + (blurpool-1x1), halving the resolution."""
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = False):
+    def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.top = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1, bias=bias),
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
             nn.PReLU(),
-            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=bias),
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
             nn.PReLU(),
             BlurPool(),
-            nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
         )
-        self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=bias))
+        self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.top(x).add_(self.bot(x))
@@ -152,18 +152,18 @@ class ResidualDownSample(nn.Module):
 class ResidualUpSample(nn.Module):
     """Residual up-sampling: (1x1-PReLU-transposed conv-PReLU-1x1) + (bilinear-1x1), doubling the resolution."""
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = False):
+    def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.top = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1, bias=bias),
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
             nn.PReLU(),
-            nn.ConvTranspose2d(in_channels, in_channels, 3, stride=2, padding=1, output_padding=1, bias=bias),
+            nn.ConvTranspose2d(in_channels, in_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
             nn.PReLU(),
-            nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
         )
         self.bot = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,11 +172,11 @@ class ResidualUpSample(nn.Module):
         return self.top(x).add_(upsample(project(x)))
 
 
-def resampler(channels: list[int], source: int, target: int, bias: bool) -> nn.Sequential:
+def resampler(channels: list[int], source: int, target: int) -> nn.Sequential:
     """Residual down- or up-sampling steps that take stream `source` to the resolution and width of `target`."""
     step = 1 if target > source else -1
     block = ResidualDownSample if step == 1 else ResidualUpSample
-    return nn.Sequential(*[block(channels[s], channels[s + step], bias) for s in range(source, target, step)])
+    return nn.Sequential(*[block(channels[s], channels[s + step]) for s in range(source, target, step)])
 
 
 class MRB(nn.Module):
@@ -185,23 +185,24 @@ class MRB(nn.Module):
     def __init__(self, config: MIRNetConfig):
         super().__init__()
         self.height, self.width = config.height, config.width
-        channels, bias = config.stream_channels, config.bias
+        channels = config.stream_channels
         distinct_columns = 1 if config.share_dau_columns else config.width
         # daus[column][stream]; with share_dau_columns every column uses column 0 (as the official code does)
         self.daus = nn.ModuleList(
             [nn.ModuleList([DAU(c, config) for c in channels]) for _ in range(distinct_columns)]
         )
-        self.skff = nn.ModuleList([SKFF(c, config.height, config.skff_reduction, bias) for c in channels])
+        self.skff = nn.ModuleList([SKFF(c, config.height, config.skff_reduction) for c in channels])
         levels = range(config.height)
         self.down = nn.ModuleDict(
-            {f"{s}_to_{t}": resampler(channels, s, t, bias) for s in levels for t in levels if s < t}
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s < t}
         )
         self.up = nn.ModuleDict(
-            {f"{s}_to_{t}": resampler(channels, s, t, bias) for s in levels for t in levels if s > t}
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s > t}
         )
         # the final fusion brings every stream back to full resolution with resamplers of its own
-        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0, bias) for s in range(1, config.height)})
-        self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=bias)
+        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.height)})
+        # like the official code, `config.bias` reaches only this convolution and the model's conv_in/conv_out
+        self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=config.bias)
 
     def dau(self, column: int, stream: int) -> DAU:
         return self.daus[column if len(self.daus) > 1 else 0][stream]

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 CASES = {
     "h3w2": dict(n_feat=8, n_RRG=2, n_MSRB=1, height=3, width=2),  # the paper's structure, tiny width
     "h4w3": dict(n_feat=8, n_RRG=1, n_MSRB=1, height=4, width=3),  # more streams and columns than the default
+    "h2w1_bias": dict(n_feat=8, n_RRG=1, n_MSRB=1, height=2, width=1, bias=True),  # `bias` reaches only some convs
 }
 
 

@@ -29,7 +29,7 @@ def load_case(name):
         return state_dict, f.get_tensor(f"{name}.input"), f.get_tensor(f"{name}.expected"), json.loads(f.metadata()["cases"])[name]
 
 
-@pytest.mark.parametrize("case", ["h3w2", "h4w3"])
+@pytest.mark.parametrize("case", ["h3w2", "h4w3", "h2w1_bias"])
 def test_converted_model_matches_official_output(case):
     state_dict, pixel_values, expected, official_kwargs = load_case(case)
     # as a .pth from the official training script stores it: under 'state_dict', with DataParallel's prefix
@@ -38,6 +38,7 @@ def test_converted_model_matches_official_output(case):
     assert (config.num_features, config.num_rrg, config.num_mrb, config.height, config.width) == (
         official_kwargs["n_feat"], official_kwargs["n_RRG"], official_kwargs["n_MSRB"], official_kwargs["height"], official_kwargs["width"],
     )
+    assert config.bias is official_kwargs.get("bias", False)
     with torch.no_grad():
         ours = model(pixel_values).reconstruction.double()
     assert (ours - expected).abs().max().item() < 1e-5
