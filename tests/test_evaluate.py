@@ -66,10 +66,10 @@ def test_evaluate_reports_the_known_psnr(known_pairs, tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert report["n"] == 2 and report["split"] == "test"
     rows = {r["name"]: r for r in report["methods"]["input"]["images"]}
-    assert rows["a"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-9)
-    assert rows["b"]["psnr"] == pytest.approx(20 * math.log10(255 / 51), abs=1e-9)
+    assert rows["a.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-9)
+    assert rows["b.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 51), abs=1e-9)
     mean = report["methods"]["input"]["mean"]
-    assert mean["psnr"] == pytest.approx((rows["a"]["psnr"] + rows["b"]["psnr"]) / 2)
+    assert mean["psnr"] == pytest.approx((rows["a.png"]["psnr"] + rows["b.png"]["psnr"]) / 2)
     assert mean["psnr_seed_convention"] == pytest.approx(mean["psnr"] + INFLATION_DB)
     markdown = (out / "results.md").read_text()
     assert f"| input | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['psnr_seed_convention']:.2f} |" in markdown
@@ -89,7 +89,7 @@ def test_model_scores_equal_its_own_enhanced_images(known_pairs, tiny_model_dir,
     with torch.no_grad():
         enhanced = processor.post_process_image_to_image(model(inputs["pixel_values"]).reconstruction, inputs["original_sizes"])[0]
     expected = psnr(enhanced, PIL.Image.open(known_pairs / "high" / "a.png"))
-    row = next(r for r in report["methods"]["tiny"]["images"] if r["name"] == "a")
+    row = next(r for r in report["methods"]["tiny"]["images"] if r["name"] == "a.png")
     assert row["psnr"] == pytest.approx(expected, abs=1e-6)
     saved = PIL.Image.open(out / "images" / "tiny" / "a.png")
     assert np.array_equal(np.asarray(saved), np.asarray(enhanced))

@@ -90,11 +90,15 @@ def load_pairs(name_or_path: str | os.PathLike, split: str | None = None):
     if is_pair_folder(folder):
         pairs = pair_files(folder)
         features = datasets.Features({"low": datasets.Image(), "high": datasets.Image(), "name": datasets.Value("string")})
-        table = {"low": [str(p[1]) for p in pairs], "high": [str(p[2]) for p in pairs], "name": [p[0] for p in pairs]}
+        table = {"low": [str(p[1]) for p in pairs], "high": [str(p[2]) for p in pairs], "name": [p[1].name for p in pairs]}
         dataset = datasets.DatasetDict({"test": datasets.Dataset.from_dict(table, features=features)})
     else:
+        # Read the Parquet files by path: `load_dataset(folder)` on a folder whose card declares `configs` keys its
+        # cache on the folder's name and the card only, and can return a stale copy of another folder's data.
+        files = {s: sorted(str(p) for p in folder.glob(f"data/{s}-*.parquet")) for s in SPLITS}
+        files = {s: f for s, f in files.items() if f}
         try:
-            dataset = datasets.load_dataset(str(folder))
+            dataset = datasets.load_dataset("parquet", data_files=files) if files else datasets.load_dataset(str(folder))
         except Exception as err:
             raise DataError(f"{name_or_path}: cannot be read as a dataset ({type(err).__name__}: {err})") from None
     for split_name, part in dataset.items():
