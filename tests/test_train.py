@@ -100,7 +100,7 @@ def test_training_reduces_loss_and_checkpoints_are_pruned(dataset_dir, tmp_path)
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch_0003"]
 
 
-def test_config_file_and_override(dataset_dir, tmp_path):
+def test_config_file_and_override(dataset_dir, tmp_path, capsys):
     sys.path.insert(0, str(REPO / "train"))
     import train
 
@@ -110,9 +110,14 @@ def test_config_file_and_override(dataset_dir, tmp_path):
     assert args.experiment == "lol_09_channels_32"
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("epochz: 3\n")
+    for text, message in (("epochz: 3\n", "unknown key(s) epochz"), ("epochs: [3\n", "cannot be parsed"), ("- 3\n", "expected a mapping")):
+        bad.write_text(text)
+        with pytest.raises(SystemExit):
+            train.parse_args(["--config", str(bad), "--dataset", str(dataset_dir)])
+        assert message in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args(["--config", str(bad), "--dataset", str(dataset_dir)])
+        train.parse_args(["--config", str(tmp_path / "missing.yaml")])
+    assert "missing.yaml: no such file" in capsys.readouterr().err
 
 
 def test_all_nineteen_configs_parse():

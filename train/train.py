@@ -119,13 +119,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
     """Flag values from a YAML/JSON file; its optional `meta:` section (experiment notes) is ignored here."""
+    if not Path(path).is_file():
+        parser.error(f"--config {path}: no such file")
     text = Path(path).read_text()
-    if path.endswith(".json"):
-        values = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        values = yaml.safe_load(text) or {}
+    try:
+        values = json.loads(text) if path.endswith(".json") else (yaml.safe_load(text) or {})
+    except (ValueError, yaml.YAMLError) as err:
+        parser.error(f"--config {path}: cannot be parsed ({str(err).splitlines()[0]})")
+    if not isinstance(values, dict):
+        parser.error(f"--config {path}: expected a mapping of flag names to values, got {type(values).__name__}")
     values.pop("meta", None)
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(values) - known)
