@@ -1,6 +1,7 @@
 """train/prepare_dataset.py on generated LoL- and SICE-shaped folders (issue 2, point 1)."""
 
 import importlib.util
+import shutil
 import sys
 from pathlib import Path
 
@@ -81,12 +82,18 @@ def test_same_named_datasets_never_share_a_cache(tmp_path):
         assert len(data_utils.load_pairs(tmp_path / f"run{count}" / "lol", "test")) == count
 
 
-def test_lol_test_only_writes_eval15(tmp_path):
+def test_lol_test_only_writes_eval15(tmp_path, capsys):
     root = make_lol(tmp_path / "LOL")
+    shutil.rmtree(root / "our485")  # as in shared/data/lol: eval15 only
     out = tmp_path / "lol"
+    assert prep.main(["lol", "--root", str(root), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "our485: missing folder" in err and "--test-only" in err and not out.exists()
     assert prep.prepare_lol(root, out, test_only=True) == {"test": 3}
     assert sorted(p.name for p in (out / "data").iterdir()) == ["test-00000-of-00001.parquet"]
     assert list(data_utils.load_pairs(out, "test")["name"]) == ["100.png", "101.png", "102.png"]
+    card = (out / "README.md").read_text()  # called from Python: the card still shows the equivalent command
+    assert "path: data/test-*" in card and "data/train-*" not in card and "lol --root" in card and "--test-only" in card
 
 
 def test_sice_picks_the_lowest_exposure_and_splits_like_lol(tmp_path):
@@ -105,8 +112,14 @@ def test_sice_without_exif_falls_back_to_luminance(tmp_path):
     root = make_sice(tmp_path / "SICE", n=3, with_exif=False)
     assert prep.exposure_time(root / "1" / "a.JPG") is None
     assert prep.lowest_exposure(sorted((root / "1").iterdir())).name == "b.JPG"
+    # one image of the sequence without EXIF: luminance decides, whatever the others record
+    mixed = make_sice(tmp_path / "SICE_mixed", n=3)
+    save_jpeg(PIL.Image.new("RGB", (24, 16), (250, 250, 250)), mixed / "1" / "d.JPG", exposure=1 / 8000)
+    save_jpeg(PIL.Image.new("RGB", (24, 16), (5, 5, 5)), mixed / "1" / "e.JPG")
+    assert prep.lowest_exposure(sorted((mixed / "1").iterdir())).name == "e.JPG"
     # EXIF decides when present, even against the luminance
     exif_root = make_sice(tmp_path / "SICE_exif", n=3)
+    assert prep.exposure_time(exif_root / "1" / "b.JPG") == pytest.approx(1 / 500)  # PIL wrote and reads it back
     save_jpeg(PIL.Image.new("RGB", (24, 16), (250, 250, 250)), exif_root / "1" / "d.JPG", exposure=1 / 8000)
     assert prep.lowest_exposure(sorted((exif_root / "1").iterdir())).name == "d.JPG"
 
@@ -127,30 +140,58 @@ def test_split_proportions_match_lol():
     assert counts == {"train": 216, "validation": 133, "test": 11}
 
 
-def corrupt(path: Path) -> str:
+def corrupt(path: Path) -> list[str]:
     path.write_bytes(b"not an image")
-    return path.name
+    return [str(path)]
 
 
-def mismatch(path: Path) -> str:
+def truncated(path: Path) -> list[str]:
+    path.write_bytes(path.read_bytes()[:100])
+    return [str(path)]
+
+
+def mismatch(path: Path) -> list[str]:
     image(0, size=(20, 16)).save(path)
-    return "20x16"
+    return [str(path), "20x16", "24x16"]
 
 
-def orphan(path: Path) -> str:
+def orphan(path: Path) -> list[str]:
     image(0).save(path.with_name("orphan.png"))
-    return "orphan"
+    return ["orphan"]
 
 
-@pytest.mark.parametrize("damage", [corrupt, mismatch, orphan])
+@pytest.mark.parametrize("damage", [corrupt, truncated, mismatch, orphan])
 def test_bad_lol_files_are_named(tmp_path, capsys, damage):
     root = make_lol(tmp_path / "LOL")
     expected = damage(root / "eval15" / "low" / "101.png")
     out = tmp_path / "lol"
     assert prep.main(["lol", "--root", str(root), "--output", str(out), "--num-train", "7"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and expected in err and "Traceback" not in err
+    assert err.startswith("error: ") and all(e in err for e in expected) and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".lol.partial-*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("where", ["Label/2.JPG", "2/a.JPG", "3/c.JPG"])
+def test_bad_sice_files_are_named(tmp_path, capsys, where):
+    """A corrupt label (found while writing rows), or exposure (read for EXIF), is reported by name."""
+    root = make_sice(tmp_path / "SICE", n=4)
+    (root / where).write_bytes(b"not an image")
+    out = tmp_path / "sice"
+    assert prep.main(["sice", "--root", str(root), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    error_lines = [line for line in err.splitlines() if line.startswith("error: ")]  # after datasets' progress bars
+    assert len(error_lines) == 1 and str(root / where) in error_lines[0] and "Traceback" not in err, err
+    assert not out.exists() and not list(tmp_path.glob(".sice.partial-*"))
+
+
+def test_sice_size_mismatch_is_named(tmp_path, capsys):
+    root = make_sice(tmp_path / "SICE", n=3)
+    save_jpeg(image(0, size=(30, 20)), root / "Label" / "3.JPG")
+    assert prep.main(["sice", "--root", str(root), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "size mismatch" in err and str(root / "Label" / "3.JPG") in err and "30x20" in err and "24x16" in err
+    assert prep.main(["sice", "--root", str(root), "--output", str(tmp_path / "out"), "--max-side", "-1"]) == 2
+    assert "--max-side -1" in capsys.readouterr().err
 
 
 def test_missing_folders_are_named(tmp_path, capsys):

@@ -19,10 +19,11 @@ SICE Part 1 (Cai et al., 2018), as distributed: numbered sequence folders `<seq>
 exposures) and `Label/<seq>.JPG` (the reference).
     Input = the lowest exposure of each sequence: the smallest EXIF ExposureTime when every image of the sequence
     has one, otherwise the lowest mean luminance. Sequences sorted by number; split in LoL's proportions
-    300:185:15: n_test = max(1, round(n * 15/500)), n_validation = max(1, round(n * 185/500)), the rest train, in
-    that order (train = the lowest numbers). Resizing policy: SICE photos are up to 6000x4000, far larger than
-    LoL's 600x400; both images of a pair are downscaled by the same factor so the longer side is at most
-    --max-side (default 1200; 0 keeps the full size), with Lanczos filtering, and stored as PNG.
+    300:185:15: n_test = max(1, round(n * 15/500)), n_validation = max(1, round(n * 185/500)) (Python's round,
+    half to even), the rest train, in that order (train = the lowest numbers); at least 3 sequences are needed.
+    Resizing policy: SICE photos are up to 6000x4000, far larger than LoL's 600x400; both images of a pair are
+    downscaled by the same factor so the longer side is at most --max-side (default 1200; 0 keeps the full size),
+    with Lanczos filtering, and stored as PNG.
 
 Missing folders, unpaired names, unreadable images and low/high size mismatches stop the run with a message naming
 the file (exit status 2). An existing non-empty --output is refused unless --overwrite is given, and the dataset is
@@ -92,7 +93,8 @@ def lol_splits(root: str | os.PathLike, num_train: int = LOL_SPLIT["train"], tes
                 f"{root / 'our485'}: missing folder (LoL's 485 training pairs); pass --test-only to write only the "
                 "test split from eval15/"
             )
-        pairs = pair_files(root / "our485")  # names sorted as strings, as the seed's os.listdir + sorted did
+        # sorted(os.listdir(low folder)) order, as the seed code listed the files: full file names as strings
+        pairs = sorted(pair_files(root / "our485"), key=lambda pair: pair[1].name)
         if not 0 < num_train < len(pairs):
             raise DataError(f"--num-train {num_train}: must be between 1 and {len(pairs) - 1} (our485 has {len(pairs)} pairs)")
         splits["train"], splits["validation"] = pairs[:num_train], pairs[num_train:]
@@ -113,10 +115,13 @@ def file_rows(pairs: list[tuple[str, Path, Path]]):
 # 4. SICE
 # ----------------------------------------------------------------------------------------------------------------
 def exposure_time(path: Path) -> float | None:
-    """EXIF ExposureTime in seconds, or None when the file does not record it."""
-    with PIL.Image.open(path) as image:
-        exif = image.getexif()
-        value = exif.get_ifd(EXIF_IFD_TAG).get(EXPOSURE_TIME_TAG, exif.get(EXPOSURE_TIME_TAG))
+    """EXIF ExposureTime in seconds, or None when the file does not record it (reads the header only)."""
+    try:
+        with PIL.Image.open(path) as image:
+            exif = image.getexif()
+            value = exif.get_ifd(EXIF_IFD_TAG).get(EXPOSURE_TIME_TAG, exif.get(EXPOSURE_TIME_TAG))
+    except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+        raise DataError(f"{path}: not an image file PIL can read ({type(err).__name__})") from None
     try:
         return float(value) if value is not None and float(value) > 0 else None
     except (TypeError, ValueError, ZeroDivisionError):
@@ -124,7 +129,7 @@ def exposure_time(path: Path) -> float | None:
 
 
 def mean_luminance(path: Path) -> float:
-    """Mean of the image's L channel on a reduced copy (JPEG draft mode keeps this fast for large photos)."""
+    """Mean of the image's L channel (the file is fully decoded by load_image, then averaged on a reduced copy)."""
     image = open_checked(path)
     image.thumbnail((512, 512))
     return float(np.asarray(image.convert("L"), dtype=np.float64).mean())
@@ -247,6 +252,21 @@ Licence: this is a repackaging of a third-party research dataset; see the origin
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
 
 
+def generate(rows, features, cache_dir: Path, split: str):
+    """`Dataset.from_generator`, re-raising a DataError from the rows (datasets wraps it in DatasetGenerationError)."""
+    import datasets
+
+    try:
+        return datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache_dir), split=datasets.NamedSplit(split))
+    except Exception as err:
+        cause = err
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise DataError(str(cause)) from None
+
+
 def write_prepared(rows_by_split: dict, output: Path, card: str, overwrite: bool) -> dict[str, int]:
     """Write the splits (generators of rows) and the card into a temporary folder, then move it to `output`."""
     import datasets
@@ -256,10 +276,7 @@ def write_prepared(rows_by_split: dict, output: Path, card: str, overwrite: bool
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     try:
         cache = staging / ".cache"  # a private Arrow cache: never a stale copy of an earlier run
-        splits = {
-            split: datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache / split), split=datasets.NamedSplit(split))
-            for split, rows in rows_by_split.items()
-        }
+        splits = {split: generate(rows, features, cache / split, split) for split, rows in rows_by_split.items()}
         write_dataset(splits, staging / "dataset")
         counts = {split: len(part) for split, part in splits.items()}
         (staging / "dataset" / "README.md").write_text(card)
@@ -289,22 +306,32 @@ def prepare_lol(root, output, num_train: int = LOL_SPLIT["train"], test_only: bo
     )
     counts = {split: len(pairs) for split, pairs in splits.items()}
     rows = {split: (lambda pairs=pairs: file_rows(pairs)) for split, pairs in splits.items()}
+    if not command:  # called from Python: the equivalent command line
+        options = ["--test-only"] if test_only else ["--num-train", str(num_train)]
+        command = shlex.join(["python", "train/prepare_dataset.py", "lol", "--root", str(root), "--output", str(output), *options])
     return prepare(rows, counts, output, "LoL (low-light pairs)", description, command, overwrite)
 
 
 def prepare_sice(root, output, max_side: int = 1200, skip_incomplete: bool = False, overwrite: bool = False, command: str = "") -> dict[str, int]:
     """Write SICE Part 1 (lowest exposure -> label; see the module docstring) to `output`."""
     root, output = Path(root), Path(output)
+    if max_side < 0:
+        raise DataError(f"--max-side {max_side}: must be a positive number of pixels, or 0 to keep the full size")
     check_output(output, overwrite, root)
     splits = split_like_lol(sice_sequences(root, skip_incomplete))
     resize = f"downscaled (Lanczos, one factor per pair) to a longer side of at most {max_side} px" if max_side else "kept at full size"
     description = (
         "SICE Part 1 (Cai et al., IEEE TIP 2018): multi-exposure sequences with a reference image per scene. Input = "
         "the lowest exposure of each sequence (smallest EXIF ExposureTime, else lowest mean luminance); reference = "
-        f"Label/<sequence>. Sequences sorted by number, split in LoL's 300:185:15 proportions. Images {resize}, PNG."
+        f"Label/<sequence>. Sequences sorted by number, split in LoL's 300:185:15 proportions (of n sequences: "
+        "test = max(1, round(n*15/500)), validation = max(1, round(n*185/500)), the lowest-numbered rest train). "
+        f"Images {resize}, stored as PNG. `name` is `<sequence>/<input file>`."
     )
     counts = {split: len(seqs) for split, seqs in splits.items()}
     rows = {split: (lambda seqs=seqs: sice_rows(seqs, max_side)) for split, seqs in splits.items()}
+    if not command:  # called from Python: the equivalent command line
+        options = ["--max-side", str(max_side)] + (["--skip-incomplete"] if skip_incomplete else [])
+        command = shlex.join(["python", "train/prepare_dataset.py", "sice", "--root", str(root), "--output", str(output), *options])
     return prepare(rows, counts, output, "SICE Part 1, lowest exposure (low-light pairs)", description, command, overwrite)
 
 
@@ -352,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {args.output}: " + ", ".join(f"{split} {n}" for split, n in counts.items()))
     if args.push_to_hub:
-        print(f"pushed to {push_to_hub(args.output, args.push_to_hub, args.private)}")
+        try:
+            print(f"pushed to {push_to_hub(args.output, args.push_to_hub, args.private)}")
+        except Exception as err:  # noqa: BLE001 - offline, no token, no write access: the local dataset is complete regardless
+            print(f"error: upload to {args.push_to_hub} failed ({type(err).__name__}: {err}); {args.output} is written", file=sys.stderr)
+            return 2
     return 0
 
 
