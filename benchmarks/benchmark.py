@@ -131,13 +131,19 @@ def available_memory_bytes() -> int:
 # ---------------------------------------------------------------------------------------------------- workers
 
 
-def worker_cpu_speed(args, which: str) -> dict:
-    """CPU seconds per image (median of runs after a warm-up), peak RSS, and the output for the comparison."""
+def cpu_setup(args, which: str, height: int, width: int):
+    """(model, input, RSS with the model loaded) for a CPU worker; the RSS peak is reset so it counts only what follows."""
     torch.set_num_threads(args.threads)
     model = build(which, args, "cpu")
-    x = seeded_input(1, args.height, args.width, "cpu")
+    x = seeded_input(1, height, width, "cpu")
     rss_model = rss_now_bytes()
     reset_rss_peak()
+    return model, x, rss_model
+
+
+def worker_cpu_speed(args, which: str) -> dict:
+    """CPU seconds per image (median of runs after a warm-up), peak RSS, and the output for the comparison."""
+    model, x, rss_model = cpu_setup(args, which, args.height, args.width)
     times = []
     with torch.inference_mode():
         y = run_model(model, which, x)  # warm-up (oneDNN primitive creation)
@@ -179,11 +185,7 @@ def worker_cpu_tiled(args, which: str) -> dict:
     """A 12 MP photo through `tiled_forward` (as `MIRNetModel.enhance(tile_size=...)` does): peak RSS, time per tile."""
     from modeling_mirnet.modeling_mirnet import tiled_forward
 
-    torch.set_num_threads(args.threads)
-    model = build(which, args, "cpu")
-    x = seeded_input(1, args.big_height, args.big_width, "cpu")
-    rss_model = rss_now_bytes()
-    reset_rss_peak()
+    model, x, rss_model = cpu_setup(args, which, args.big_height, args.big_width)
     runner = FirstTilesOnly(model, args.big_tiles)
     start = time.perf_counter()
     with torch.inference_mode():
@@ -294,11 +296,7 @@ def worker_cuda_big(args, which: str, tiled: bool) -> dict:
 
 def worker_cpu_big_untiled(args, which: str) -> dict:
     """The large photo in one piece on CPU (only run when the estimate says it fits): time and peak RSS."""
-    torch.set_num_threads(args.threads)
-    model = build(which, args, "cpu")
-    x = seeded_input(1, args.big_height, args.big_width, "cpu")
-    rss_model = rss_now_bytes()
-    reset_rss_peak()
+    model, x, rss_model = cpu_setup(args, which, args.big_height, args.big_width)
     start = time.perf_counter()
     with torch.inference_mode():
         run_model(model, which, x)

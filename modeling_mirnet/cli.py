@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .hub import ModelLoadError, load_mirnet
+from .hub import ModelLoadError, enhance_image, load_mirnet
 from .image_processing_mirnet import ImageLoadError, load_image
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             image = load_image(path, processor.max_pixels)
-            inputs = processor(image)
-            result = model.enhance(inputs["pixel_values"], tile_size=args.tile, tile_overlap=args.tile_overlap)
-            enhanced = processor.post_process_image_to_image(result, inputs["original_sizes"])[0]
+            enhanced = enhance_image(model, processor, image, args.tile, args.tile_overlap)
         except ImageLoadError as err:
             tqdm.write(f"skipped: {err}", file=sys.stderr)
             skipped += 1

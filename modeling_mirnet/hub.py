@@ -69,4 +69,12 @@ def load_mirnet(name_or_path: str | os.PathLike, device: str | torch.device = "c
     return model.to(device).eval(), processor
 
 
-__all__ = ["save_for_hub", "load_mirnet", "push_folder_to_hub", "ModelLoadError"]
+def enhance_image(model: MIRNetModel, processor: MIRNetImageProcessor, image, tile_size: int | None = None, tile_overlap: int = 32):
+    """One image (PIL, numpy or torch) in, the enhanced PIL image of the same size out: preprocess, run the network
+    (whole, or in `tile_size` tiles overlapping by `tile_overlap`), crop back and quantize to 8-bit RGB."""
+    inputs = processor(image, return_tensors="pt")
+    reconstruction = model.enhance(inputs["pixel_values"], tile_size=tile_size, tile_overlap=tile_overlap)
+    return processor.post_process_image_to_image(reconstruction, inputs["original_sizes"])[0]
+
+
+__all__ = ["save_for_hub", "load_mirnet", "push_folder_to_hub", "enhance_image", "ModelLoadError"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, load_image
-from modeling_mirnet.hub import load_mirnet
+from modeling_mirnet.hub import enhance_image, load_mirnet
 from modeling_mirnet.metrics import psnr
 
 
@@ -42,11 +42,10 @@ def main():
     scores = {s: [] for s in settings}
     start = time.perf_counter()
     for path in paths:
-        inputs = processor(load_image(path))
-        post = lambda t: processor.post_process_image_to_image(t, inputs["original_sizes"])[0]  # noqa: E731
-        whole = post(model.enhance(inputs["pixel_values"]))
+        image = load_image(path)
+        whole = enhance_image(model, processor, image)
         for tile, overlap in settings:
-            scores[(tile, overlap)].append(psnr(post(model.enhance(inputs["pixel_values"], tile, overlap)), whole))
+            scores[(tile, overlap)].append(psnr(enhance_image(model, processor, image, tile, overlap), whole))
         print(f"{path.name}: " + ", ".join(f"{t}/{o}: {scores[(t, o)][-1]:.2f} dB" for t, o in settings), flush=True)
     print(f"\nmodel: {source}; images: {len(paths)} from {args.images}; {time.perf_counter() - start:.0f} s")
     print("| tile / overlap | mean PSNR tiled vs whole (dB) | worst (dB) |\n|---|---|---|")

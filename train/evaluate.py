@@ -21,6 +21,7 @@ Writes OUTPUT/results.json (per-image and mean figures, the command, the dataset
 # 1. Imports
 # ----------------------------------------------------------------------------------------------------------------
 import argparse
+import functools
 import json
 import math
 import os
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data_utils import DataError, load_pairs  # noqa: E402
 
 from modeling_mirnet.cli import pick_device  # noqa: E402
-from modeling_mirnet.hub import ModelLoadError, load_mirnet  # noqa: E402
+from modeling_mirnet.hub import ModelLoadError, enhance_image, load_mirnet  # noqa: E402
 from modeling_mirnet.metrics import BASELINES, INFLATION_DB, psnr, ssim  # noqa: E402
 
 
@@ -57,13 +58,7 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 def model_method(name_or_path: str, device: torch.device, tile_size: int | None = None, tile_overlap: int = 32):
     """A function enhancing one PIL image with the checkpoint at `name_or_path` (folder or Hub id)."""
     model, processor = load_mirnet(name_or_path, device=device)
-
-    def enhance(image):
-        inputs = processor(image, return_tensors="pt")
-        reconstruction = model.enhance(inputs["pixel_values"], tile_size=tile_size, tile_overlap=tile_overlap)
-        return processor.post_process_image_to_image(reconstruction, inputs["original_sizes"])[0]
-
-    return enhance
+    return functools.partial(enhance_image, model, processor, tile_size=tile_size, tile_overlap=tile_overlap)
 
 
 def lpips_metric(device: torch.device):

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_utils import DataError, load_pairs  # noqa: E402
 
-from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel  # noqa: E402
+from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, to_float_rgb  # noqa: E402
 from modeling_mirnet.hub import save_for_hub  # noqa: E402
 from modeling_mirnet.metrics import psnr, ssim  # noqa: E402
 from modeling_mirnet.modeling_mirnet import enhancement_loss  # noqa: E402
@@ -142,8 +142,8 @@ def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
 # 2. Data: random paired crops for training, whole images for validation
 # ----------------------------------------------------------------------------------------------------------------
 def to_tensor(image) -> torch.Tensor:
-    """PIL RGB image -> (3, H, W) float32 tensor in [0, 1]."""
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    """PIL image -> (3, H, W) float32 tensor in [0, 1], converted as the image processor converts inputs."""
+    return torch.from_numpy(to_float_rgb(image)).permute(2, 0, 1).contiguous()
 
 
 def make_crop_transform(crop_size: int, flip: bool):
