@@ -26,8 +26,7 @@ import types
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # modeling_mirnet is installed: pip install -e .
 
 H100_BF16_DENSE_TFLOPS = 989.0  # NVIDIA H100 SXM, dense bf16 tensor-core peak
 GIB = 1024**3
@@ -319,7 +318,7 @@ def spawn(args, case: str, *case_args) -> dict:
                "--worker", json.dumps([case, *case_args])]
     print(f"[benchmark] {case} {' '.join(map(str, case_args))} ...", flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": REPO})
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -502,8 +501,16 @@ def write_report(args, results: dict, command: str) -> None:
         lines.append("")
     lines += ["Raw numbers: `" + os.path.relpath(args.json, REPO) + "`. What was tried and what each change gave:"
               " `benchmarks/NOTES.md`.", ""]
+    # sections written by the other benchmark scripts (train_step.py, shipped_model.py: <!-- NAME:start --> ... end -->) are kept
+    kept = []
+    if os.path.isfile(args.output):
+        previous = open(args.output).read()
+        for name in ("train-step", "shipped-model"):
+            start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+            if start in previous and end in previous:
+                kept.append(previous[previous.index(start) : previous.index(end) + len(end)])
     with open(args.output, "w") as report:
-        report.write("\n".join(lines))
+        report.write("\n".join(lines + kept) + ("\n" if kept else ""))
 
 
 # ---------------------------------------------------------------------------------------------------- main

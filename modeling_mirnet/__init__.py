@@ -1,8 +1,10 @@
 """MIRNet low-light image enhancement as a native transformers model.
 
-Importing this package registers MIRNet with AutoConfig, AutoModel, AutoModelForImageToImage,
-AutoImageProcessor and the "image-to-image" pipeline task, and marks the classes so that
-`save_pretrained` writes the code beside the weights (`trust_remote_code=True` loading).
+Importing this package registers MIRNet with AutoConfig, AutoModel, AutoModelForImageToImage and
+AutoImageProcessor, and marks the classes so that `save_pretrained` writes the code beside the weights
+(`trust_remote_code=True` loading). It registers no pipeline task globally: a saved folder names its pipeline in
+`config.custom_pipelines` (`pipeline("image-to-image", model=folder, trust_remote_code=True)`), and
+`mirnet_pipeline(folder_or_model)` builds the same pipeline from this package.
 """
 
 from transformers import (
@@ -11,12 +13,12 @@ from transformers import (
     AutoModel,
     AutoModelForImageToImage,
 )
-from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_mirnet import MIRNetConfig
 from .image_processing_mirnet import ImageLoadError, MIRNetImageProcessor, load_image, to_float_rgb
+from .inference import Enhancer, ModelLoadError, OutOfMemory, enhance_image, load_mirnet
 from .modeling_mirnet import MIRNetModel, MIRNetPreTrainedModel, enhancement_loss, tiled_forward
-from .pipeline_mirnet import MIRNetImageToImagePipeline
+from .pipeline_mirnet import MIRNetImageToImagePipeline, mirnet_pipeline
 
 __version__ = "0.1.0"
 
@@ -24,7 +26,6 @@ AutoConfig.register("mirnet", MIRNetConfig, exist_ok=True)
 AutoModel.register(MIRNetConfig, MIRNetModel, exist_ok=True)
 AutoModelForImageToImage.register(MIRNetConfig, MIRNetModel, exist_ok=True)
 AutoImageProcessor.register(MIRNetConfig, image_processor_classes={"pil": MIRNetImageProcessor}, exist_ok=True)
-PIPELINE_REGISTRY.register_pipeline("image-to-image", pipeline_class=MIRNetImageToImagePipeline, pt_model=AutoModel)
 
 MIRNetConfig.register_for_auto_class()
 MIRNetModel.register_for_auto_class("AutoModel")
@@ -36,8 +37,14 @@ __all__ = [
     "MIRNetPreTrainedModel",
     "MIRNetImageProcessor",
     "MIRNetImageToImagePipeline",
+    "Enhancer",
     "ImageLoadError",
+    "ModelLoadError",
+    "OutOfMemory",
+    "enhance_image",
     "load_image",
+    "load_mirnet",
+    "mirnet_pipeline",
     "to_float_rgb",
     "enhancement_loss",
     "tiled_forward",

@@ -2,8 +2,11 @@
 
     mirnet-enhance photo.jpg holiday/ -o enhanced/ --model org/mirnet-lol --tile 512
 
-Each input is written to OUT/<name>.png (16-bit and odd modes are converted to 8-bit RGB). Unreadable files are
-reported and skipped; the run goes on. Existing outputs are never overwritten unless --overwrite is given.
+A file named on the command line is written to OUT/<name>.png; images found in a folder keep their place below it
+(holiday/day1/a.jpg -> OUT/day1/a.png with -r). Outputs are 8-bit RGB PNGs. Two inputs that would write the same
+output (a.jpg and a.png, or a/x.jpg and b/x.jpg given as folders) stop the run before anything is written.
+Unreadable files are reported and skipped; the run goes on. Existing outputs are never overwritten unless
+--overwrite is given.
 Exit status: 0 when every image was enhanced, 1 when some were skipped, 2 on a usage or model error.
 """
 
@@ -12,42 +15,59 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
-from .hub import ModelLoadError, enhance_image, load_mirnet
-from .image_processing_mirnet import ImageLoadError, load_image
+from .image_processing_mirnet import ImageLoadError
+from .inference import (
+    DEFAULT_TILE_OVERLAP,
+    IMAGE_SUFFIXES,
+    PRECISIONS,
+    DeviceError,
+    Enhancer,
+    ModelLoadError,
+    OutOfMemory,
+    pick_device,  # noqa: F401  (re-exported: train/evaluate.py imports it from here)
+)
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+PROG = "mirnet-enhance"
 
 
-def collect_inputs(paths: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
-    """Files named directly, plus image files inside named folders; and a message for each path that is missing."""
-    files, problems = [], []
+def collect_inputs(paths: list[str], recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(input file, output path relative to the output folder) for each file named directly (<name>.png) and each
+    image file inside a named folder (its path below that folder, as .png); and a message for each missing path."""
+    jobs, problems = [], []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            pattern = path.rglob("*") if recursive else path.iterdir()
-            files += sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = path.rglob("*") if recursive else path.iterdir()
+            files = sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            jobs += [(p, p.relative_to(path).with_suffix(".png")) for p in files]
         elif path.is_file():
-            files.append(path)
+            jobs.append((path, Path(path.name).with_suffix(".png")))
         else:
             problems.append(f"{raw}: no such file or folder")
-    return files, problems
+    return jobs, problems
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"mirnet-enhance: --device {name} requested but no CUDA GPU is available")
-    return torch.device(name)
+def plan_outputs(jobs: list[tuple[Path, Path]], output_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(input, output file) pairs, an input named twice counted once; and a message for each output file that
+    two different inputs would write (so nothing is lost to a name clash)."""
+    targets: dict[str, tuple[Path, list[Path]]] = {}
+    for source, relative in jobs:
+        target = output_dir / relative
+        _, sources = targets.setdefault(os.path.normcase(os.path.abspath(target)), (target, []))
+        if all(not os.path.samefile(source, seen) for seen in sources):
+            sources.append(source)
+    plan = [(sources[0], target) for target, sources in targets.values() if len(sources) == 1]
+    clashes = [
+        f"{target} would be written from {' and '.join(map(str, sources))}"
+        for target, sources in targets.values() if len(sources) > 1
+    ]
+    return plan, clashes
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mirnet-enhance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     parser.add_argument("-o", "--output", required=True, help="output folder (created if needed)")
     parser.add_argument(
@@ -56,63 +76,81 @@ def build_parser() -> argparse.ArgumentParser:
         help="model folder or Hub id (default: $MIRNET_MODEL); Hub ids work offline once cached",
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--dtype", default="auto", choices=PRECISIONS,
+        help="precision of the forward pass (autocast; the weights stay fp32): auto = bf16 on a GPU or on a CPU "
+        "with native bf16, else fp32 (default auto)",
+    )
     parser.add_argument("--tile", type=int, default=None, help="tile size for large photos, e.g. 512 (default: whole image)")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels (default 32)")
+    parser.add_argument(
+        "--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP,
+        help=f"overlap between tiles in pixels (default {DEFAULT_TILE_OVERLAP})",
+    )
     parser.add_argument("-r", "--recursive", action="store_true", help="also look inside sub-folders")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     return parser
 
 
+def error(message: str) -> int:
+    """Report a usage or model error; the exit status for it."""
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.model:
-        print("mirnet-enhance: no model given: pass --model FOLDER_OR_HUB_ID or set MIRNET_MODEL", file=sys.stderr)
-        return 2
-    files, problems = collect_inputs(args.inputs, args.recursive)
+        return error("no model given: pass --model FOLDER_OR_HUB_ID or set MIRNET_MODEL")
+    jobs, problems = collect_inputs(args.inputs, args.recursive)
     for message in problems:
         print(f"skipped: {message}", file=sys.stderr)
-    if not files:
-        print("mirnet-enhance: no images to process", file=sys.stderr)
+    if not jobs:
+        print(f"{PROG}: no images to process", file=sys.stderr)
         return 2 if not problems else 1
-    device = pick_device(args.device)
-    try:
-        model, processor = load_mirnet(args.model, device=device, dtype=getattr(torch, args.dtype))
-    except ModelLoadError as err:
-        print(f"mirnet-enhance: {err}", file=sys.stderr)
-        return 2
     output_dir = Path(args.output)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    plan, clashes = plan_outputs(jobs, output_dir)
+    if clashes:
+        for message in clashes:
+            print(f"{PROG}: {message}", file=sys.stderr)
+        return error("two inputs would write the same output (listed above): rename one, or enhance them in separate runs")
+    try:
+        enhancer = Enhancer.from_pretrained(args.model, device=args.device, precision=args.dtype)
+    except (DeviceError, ModelLoadError) as err:
+        return error(str(err))
+    print(f"{PROG}: {len(plan)} image(s) with {args.model} on {enhancer.describe()}", file=sys.stderr)
 
     done, skipped = 0, len(problems)
-    for path in tqdm(files, desc="enhancing", unit="image"):
-        target = output_dir / f"{path.stem}.png"
+    bar = tqdm(plan, desc="enhancing", unit="image")
+    for path, target in bar:
         if target.exists() and not args.overwrite:
             tqdm.write(f"skipped: {path}: {target} already exists (use --overwrite to replace it)", file=sys.stderr)
             skipped += 1
             continue
-        if target.resolve() == path.resolve():
+        if target.exists() and os.path.samefile(target, path):
             tqdm.write(f"skipped: {path}: output would overwrite the input", file=sys.stderr)
             skipped += 1
             continue
         try:
-            image = load_image(path, processor.max_pixels)
-            enhanced = enhance_image(model, processor, image, args.tile, args.tile_overlap)
+            enhanced = enhancer(path, args.tile, args.tile_overlap, on_tile=lambda n, total: bar.set_postfix_str(
+                f"tile {n}/{total}" if total > 1 else ""))
         except ImageLoadError as err:
             tqdm.write(f"skipped: {err}", file=sys.stderr)
             skipped += 1
             continue
-        except (RuntimeError, MemoryError) as err:
-            if "memory" not in str(err).lower() and not isinstance(err, MemoryError):
-                raise
-            hint = "try --tile 512" if args.tile is None else "try a smaller --tile"
-            tqdm.write(f"skipped: {path}: out of memory ({hint})", file=sys.stderr)
+        except OutOfMemory as err:
+            hint = f" (--tile {err.suggested_tile})" if err.suggested_tile else ""
+            tqdm.write(f"skipped: {path}: {err}{hint}", file=sys.stderr)
             skipped += 1
             continue
+        except ValueError as err:  # bad --tile / --tile-overlap for this model: the same for every image
+            bar.close()
+            return error(str(err))
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.partial")
         enhanced.save(tmp, format="PNG")
         os.replace(tmp, target)  # never leave a half-written output behind
         done += 1
+    bar.close()
     print(f"enhanced {done} image(s) into {output_dir}" + (f", skipped {skipped}" if skipped else ""))
     return 0 if skipped == 0 else 1
 

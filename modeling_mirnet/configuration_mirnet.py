@@ -1,8 +1,27 @@
 """MIRNet model configuration."""
 
 from transformers import PretrainedConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 LOSS_TYPES = ("charbonnier", "l1", "rmse")
+DEFAULTS = {"num_streams": 3, "num_dau_columns": 2}
+
+
+def take_legacy_name(kwargs: dict, legacy: str, current: str, given):
+    """(value, name for error messages) of a field that `kwargs` may give under its legacy name (popped from it).
+
+    When both names are given with different values, the current name wins, with a warning.
+    """
+    if legacy not in kwargs:
+        return given, current
+    value = kwargs.pop(legacy)
+    if given != DEFAULTS[current]:
+        if given != value:
+            logger.warning(f"MIRNetConfig: got `{current}={given!r}` and its old name `{legacy}={value!r}`; using {given!r}")
+        return given, current
+    return value, f"{legacy} (the old name of {current})"
 
 
 class MIRNetConfig(PretrainedConfig):
@@ -16,8 +35,10 @@ class MIRNetConfig(PretrainedConfig):
         num_features (`int`, defaults to 64): channels of the full-resolution stream (official `n_feat`).
         num_rrg (`int`, defaults to 3): recursive residual groups (official `n_RRG`).
         num_mrb (`int`, defaults to 2): multi-scale residual blocks per RRG (official `n_MSRB`).
-        height (`int`, defaults to 3): parallel streams per MRB, at full, 1/2, 1/4, ... resolution.
-        width (`int`, defaults to 2): DAU columns per MRB; columns after the first fuse all streams with SKFF.
+        num_streams (`int`, defaults to 3): parallel streams per MRB, at full, 1/2, 1/4, ... resolution
+            (official `height`).
+        num_dau_columns (`int`, defaults to 2): DAU columns per MRB; columns after the first fuse all streams with
+            SKFF (official `width`).
         channel_factor (`float`, defaults to 2): channel multiplier from one stream to the next (official `stride`).
         reduction (`int`, defaults to 8): channel reduction of the channel attention in every DAU.
         skff_reduction (`int`, defaults to 8): channel reduction in SKFF (the squeezed size is at least 4).
@@ -32,9 +53,15 @@ class MIRNetConfig(PretrainedConfig):
         loss_type (`str`, defaults to `"charbonnier"`): loss computed when `labels` are passed
             (`"charbonnier"`, `"l1"` or `"rmse"`).
         charbonnier_eps (`float`, defaults to 1e-3): epsilon of the Charbonnier loss.
+
+    The official names `height` and `width` (which are not image sizes) are accepted as aliases of `num_streams` and
+    `num_dau_columns`: `MIRNetConfig(height=4)`, `config.height` and config.json files that use them keep working,
+    and are saved under the new names.
     """
 
     model_type = "mirnet"
+    # legacy name -> current name; PretrainedConfig reads and writes the old names through this map
+    attribute_map = {"height": "num_streams", "width": "num_dau_columns"}
 
     def __init__(
         self,
@@ -42,8 +69,8 @@ class MIRNetConfig(PretrainedConfig):
         num_features: int = 64,
         num_rrg: int = 3,
         num_mrb: int = 2,
-        height: int = 3,
-        width: int = 2,
+        num_streams: int = DEFAULTS["num_streams"],
+        num_dau_columns: int = DEFAULTS["num_dau_columns"],
         channel_factor: float = 2,
         reduction: int = 8,
         skff_reduction: int = 8,
@@ -55,13 +82,16 @@ class MIRNetConfig(PretrainedConfig):
         charbonnier_eps: float = 1e-3,
         **kwargs,
     ):
+        # the official names `height` / `width` (old config.json files, official-style keywords) set the new fields
+        num_streams, streams_label = take_legacy_name(kwargs, "height", "num_streams", num_streams)
+        num_dau_columns, columns_label = take_legacy_name(kwargs, "width", "num_dau_columns", num_dau_columns)
         for name, value in {
             "num_channels": num_channels,
             "num_features": num_features,
             "num_rrg": num_rrg,
             "num_mrb": num_mrb,
-            "height": height,
-            "width": width,
+            streams_label: num_streams,
+            columns_label: num_dau_columns,
             "reduction": reduction,
             "skff_reduction": skff_reduction,
         }.items():
@@ -83,8 +113,8 @@ class MIRNetConfig(PretrainedConfig):
         self.num_features = num_features
         self.num_rrg = num_rrg
         self.num_mrb = num_mrb
-        self.height = height
-        self.width = width
+        self.num_streams = num_streams
+        self.num_dau_columns = num_dau_columns
         self.channel_factor = channel_factor
         self.reduction = reduction
         self.skff_reduction = skff_reduction
@@ -99,12 +129,12 @@ class MIRNetConfig(PretrainedConfig):
     @property
     def stream_channels(self) -> list[int]:
         """Channels of each stream, full resolution first (64, 128, 256 at the defaults)."""
-        return [int(self.num_features * self.channel_factor**level) for level in range(self.height)]
+        return [int(self.num_features * self.channel_factor**level) for level in range(self.num_streams)]
 
     @property
     def size_divisor(self) -> int:
         """Input height and width must be multiples of this (each stream halves the resolution)."""
-        return 2 ** (self.height - 1)
+        return 2 ** (self.num_streams - 1)
 
 
 __all__ = ["MIRNetConfig", "LOSS_TYPES"]

@@ -1,10 +1,15 @@
 """Convert an official MIRNet v1 checkpoint (`swz30/MIRNet`, e.g. `model_lol.pth`) into a transformers folder.
 
     mirnet-convert model_lol.pth out/mirnet-lol            # then: AutoModel.from_pretrained("out/mirnet-lol")
+    mirnet-convert model_lol.pth out/mirnet-lol --push-to-hub org/mirnet-lol
 
-The configuration is read from the tensors (features, RRGs, MRBs, streams, columns, channel factor, bias).
-The official code shares one DAU among an MRB's columns and one PReLU among all DAUs: the duplicate keys hold
-identical tensors, which is checked, and each of our DAUs receives its copy of the shared PReLU slope.
+The output folder is what `hub.save_for_hub` writes (weights, config, image processor, code and the image-to-image
+pipeline), so it loads with `trust_remote_code=True` where this package is not installed; --push-to-hub uploads it
+in one commit. The configuration is read from the tensors (features, RRGs, MRBs, streams, columns, channel factor,
+reductions, bias). The official code shares one DAU among an MRB's columns and one PReLU among all DAUs: the
+duplicate keys hold identical tensors, which is checked, and each of our DAUs receives its copy of the shared PReLU
+slope. Weights are stored as float32 (a note says so when the checkpoint holds another floating dtype).
+Exit status: 0 on success, 1 when the folder was written but the upload failed, 2 on a usage or checkpoint error.
 """
 
 import argparse
@@ -12,6 +17,7 @@ import math
 import os
 import pickle
 import re
+import sys
 from collections import defaultdict
 
 import torch
@@ -37,6 +43,17 @@ def unwrap_state_dict(checkpoint) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in checkpoint.items()}
 
 
+def fitting_reduction(what: str, shapes, squeeze, preferred: int = 8) -> int:
+    """The channel reduction r with squeeze(C, r) == the squeezed size for every (squeezed, C) conv shape, preferring
+    the official 8 (several r can give the same sizes; they build the same network)."""
+    pairs = [(int(channels), int(squeezed)) for squeezed, channels in shapes]
+    fits = [r for r in range(1, max(c for c, _ in pairs) + 1) if all(squeeze(c, r) == s for c, s in pairs)]
+    if not fits:
+        sizes = ", ".join(f"{c}->{s}" for c, s in pairs)
+        raise ConversionError(f"the {what} squeeze sizes ({sizes} channels) fit no single reduction ratio")
+    return preferred if preferred in fits else fits[0]
+
+
 def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
     """Read the architecture hyper-parameters off the tensors of an official state_dict."""
     try:
@@ -50,9 +67,15 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
         factor = 2.0
         if height > 1:
             factor = state_dict["body.0.body.0.blocks.1.0.body.0.weight"].shape[0] / num_features
-        reduction = num_features // state_dict["body.0.body.0.blocks.0.0.CA.conv_du.0.weight"].shape[0]
+        # channel attention squeezes C to C // reduction, SKFF to max(int(C / skff_reduction), 4), in every stream
+        attention = [state_dict[f"body.0.body.0.blocks.{s}.0.CA.conv_du.0.weight"].shape[:2] for s in range(height)]
+        skff = [state_dict[f"body.0.body.0.selective_kernel.{s}.conv_du.0.weight"].shape[:2] for s in range(height)]
+        reduction = fitting_reduction("channel attention", attention, lambda c, r: c // r)
+        skff_reduction = fitting_reduction("SKFF", skff, lambda c, r: max(int(c / r), 4))
         kernel_size = conv_in.shape[-1]
         sa_kernel = state_dict["body.0.body.0.blocks.0.0.SA.spatial.conv.weight"].shape[-1]
+    except ConversionError:
+        raise
     except (KeyError, ValueError, IndexError) as err:
         raise ConversionError(f"not an official MIRNet v1 state_dict (missing or odd key: {err})") from None
     return MIRNetConfig(
@@ -64,6 +87,7 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
         width=width,
         channel_factor=int(factor) if float(factor).is_integer() else factor,
         reduction=reduction,
+        skff_reduction=skff_reduction,
         kernel_size=kernel_size,
         spatial_attention_kernel_size=sa_kernel,
         bias="conv_in.bias" in state_dict,
@@ -71,40 +95,47 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
     )
 
 
+def official_to_ours(key: str, config: MIRNetConfig) -> tuple[str, bool]:
+    """This package's name for the official state_dict `key`, and whether the tensor is a shared DAU's copy (a column
+    other than 0 when `config.share_dau_columns`), whose name is then that of column 0's."""
+    level_of = {c: level for level, c in enumerate(config.stream_channels)}
+    new = re.sub(rf"^body\.(\d+)\.body\.{config.num_mrb}\.", r"rrgs.\1.conv.", key)
+    new = re.sub(r"^body\.(\d+)\.body\.(\d+)\.", r"rrgs.\1.mrbs.\2.", new)
+    new = new.replace(".SA.spatial.conv.", ".spatial_attention.conv.").replace(".CA.", ".channel_attention.")
+    new = new.replace(".selective_kernel.", ".skff.")
+    new = re.sub(r"\.last_up\.(\d+)\.body\.", r".last_up.\1.", new)
+
+    def resampler_key(match, direction):
+        channels, scale = int(match.group(1)), int(match.group(2))
+        if channels not in level_of:
+            raise ConversionError(f"{key}: {channels} channels match no stream of {config.stream_channels}")
+        source = level_of[channels]
+        target = source + direction * int(math.log2(scale))
+        return f".{'down' if direction > 0 else 'up'}.{source}_to_{target}."
+
+    new = re.sub(r"\.down\.(\d+)_(\d+)\.body\.", lambda m: resampler_key(m, +1), new)
+    new = re.sub(r"\.up\.(\d+)_(\d+)\.body\.", lambda m: resampler_key(m, -1), new)
+    block = re.search(r"\.blocks\.(\d+)\.(\d+)\.", new)
+    if not block:
+        return new, False
+    stream, column = block.groups()
+    shared = config.share_dau_columns and column != "0"
+    return new.replace(block.group(0), f".daus.{'0' if shared else column}.{stream}."), shared
+
+
 def convert_state_dict(state_dict: dict[str, torch.Tensor], config: MIRNetConfig) -> dict[str, torch.Tensor]:
     """Rename an official state_dict to this package's keys (checking shared tensors and dropping blur buffers)."""
-    level_of = {c: level for level, c in enumerate(config.stream_channels)}
     converted, duplicates = {}, defaultdict(list)
     for key, tensor in state_dict.items():
-        new = key
         if key.endswith(".filt"):  # the fixed anti-aliasing filter, computed on the fly here
             if not torch.allclose(tensor[0, 0].float(), BLUR_KERNEL, atol=1e-6):
                 raise ConversionError(f"{key}: unexpected blur filter {tensor[0, 0].tolist()}")
             continue
-        new = re.sub(rf"^body\.(\d+)\.body\.{config.num_mrb}\.", r"rrgs.\1.conv.", new)
-        new = re.sub(r"^body\.(\d+)\.body\.(\d+)\.", r"rrgs.\1.mrbs.\2.", new)
-        new = new.replace(".SA.spatial.conv.", ".spatial_attention.conv.").replace(".CA.", ".channel_attention.")
-        new = new.replace(".selective_kernel.", ".skff.")
-        new = re.sub(r"\.last_up\.(\d+)\.body\.", r".last_up.\1.", new)
-
-        def resampler_key(match, direction):
-            channels, scale = int(match.group(1)), int(match.group(2))
-            if channels not in level_of:
-                raise ConversionError(f"{key}: {channels} channels match no stream of {config.stream_channels}")
-            source = level_of[channels]
-            target = source + direction * int(math.log2(scale))
-            return f".{'down' if direction > 0 else 'up'}.{source}_to_{target}."
-
-        new = re.sub(r"\.down\.(\d+)_(\d+)\.body\.", lambda m: resampler_key(m, +1), new)
-        new = re.sub(r"\.up\.(\d+)_(\d+)\.body\.", lambda m: resampler_key(m, -1), new)
-        block = re.search(r"\.blocks\.(\d+)\.(\d+)\.", new)
-        if block:
-            stream, column = block.groups()
-            if config.share_dau_columns and column != "0":
-                duplicates[new.replace(block.group(0), f".daus.0.{stream}.")].append((key, tensor))
-                continue
-            new = new.replace(block.group(0), f".daus.{column}.{stream}.")
-        converted[new] = tensor.detach().clone()
+        new, shared = official_to_ours(key, config)
+        if shared:
+            duplicates[new].append((key, tensor))
+        else:
+            converted[new] = tensor.detach().clone()
     for target, copies in duplicates.items():
         for key, tensor in copies:
             if target not in converted or not torch.equal(converted[target], tensor):
@@ -112,44 +143,70 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], config: MIRNetConfig
     return converted
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state_dict of an official checkpoint file (see `unwrap_state_dict`), or ConversionError saying why not."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as err:
+        raise ConversionError(f"{path}: cannot read a PyTorch checkpoint ({err})") from None
+    return unwrap_state_dict(checkpoint)
+
+
 def convert_checkpoint(checkpoint, config: MIRNetConfig | None = None):
-    """Official checkpoint (dict or path) -> MIRNetModel with its weights, loaded strictly."""
+    """Official checkpoint (dict or path) -> MIRNetModel (float32) with its weights, loaded strictly."""
     from .modeling_mirnet import MIRNetModel
 
-    if isinstance(checkpoint, (str, os.PathLike)):
-        try:
-            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError) as err:
-            raise ConversionError(f"{checkpoint}: cannot read a PyTorch checkpoint ({err})") from None
-    state_dict = unwrap_state_dict(checkpoint)
+    state_dict = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else unwrap_state_dict(checkpoint)
     config = config or config_from_state_dict(state_dict)
     model = MIRNetModel(config)
     converted = convert_state_dict(state_dict, config)
-    missing, unexpected = model.load_state_dict(converted, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(converted, strict=False)
+    except RuntimeError as err:  # size mismatches: the tensors disagree with the configuration read from them
+        details = "; ".join(line.strip() for line in str(err).splitlines()[1:4])
+        raise ConversionError(f"checkpoint tensors do not fit the configuration read from them: {details}") from None
     if missing or unexpected:
         raise ConversionError(f"checkpoint does not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def floating_dtypes(state_dict: dict[str, torch.Tensor]) -> set[torch.dtype]:
+    return {t.dtype for t in state_dict.values() if t.is_floating_point()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mirnet-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="official .pth file (e.g. model_lol.pth)")
-    parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code, processor)")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repo")
+    parser.add_argument("output_dir", help="folder to write (config.json, model.safetensors, code, processor, pipeline)")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repo (one commit)")
     args = parser.parse_args(argv)
 
-    from . import MIRNetImageProcessor
+    from .hub import push_folder_to_hub, save_for_hub
 
-    model = convert_checkpoint(args.checkpoint)
-    processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
-    model.save_pretrained(args.output_dir)
-    processor.save_pretrained(args.output_dir)
+    try:
+        state_dict = read_checkpoint(args.checkpoint)
+        model = convert_checkpoint(state_dict)
+    except ConversionError as err:
+        print(f"mirnet-convert: {err}", file=sys.stderr)
+        return 2
+    others = sorted(str(d).removeprefix("torch.") for d in floating_dtypes(state_dict) - {torch.float32})
+    if others:
+        rounding = "rounded" if torch.float64 in floating_dtypes(state_dict) else "converted exactly"
+        print(f"note: the checkpoint holds {', '.join(others)} weights; they are stored as float32 ({rounding})")
+    save_for_hub(model, args.output_dir)
     params = sum(p.numel() for p in model.parameters())
     print(f"converted {args.checkpoint} -> {args.output_dir} ({params / 1e6:.2f}M parameters)")
     if args.push_to_hub:
-        model.push_to_hub(args.push_to_hub)
-        processor.push_to_hub(args.push_to_hub)
+        try:
+            print(f"uploaded to {args.push_to_hub}: {push_folder_to_hub(args.output_dir, args.push_to_hub)}")
+        except Exception as err:  # noqa: BLE001 - network, auth, permissions: say which, keep the folder
+            print(f"mirnet-convert: upload to {args.push_to_hub} failed ({type(err).__name__}: {err}); "
+                  f"the folder {args.output_dir} is complete, retry with hub.push_folder_to_hub", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

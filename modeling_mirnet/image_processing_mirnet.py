@@ -1,5 +1,6 @@
 """Image processor for MIRNet: any image in, [0, 1] RGB tensors padded for the network out, and back to PIL."""
 
+import numbers
 import os
 
 import numpy as np
@@ -52,11 +53,17 @@ def check_image_size(size: tuple[int, int], max_pixels: int = MAX_IMAGE_PIXELS, 
         )
 
 
-def to_float_rgb(image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def to_float_rgb(
+    image, max_pixels: int = MAX_IMAGE_PIXELS, *, do_rescale: bool = True, rescale_factor: float = 1 / 255
+) -> np.ndarray:
     """Any PIL image (any mode; EXIF orientation applied), numpy array or torch tensor -> float32 HxWx3 in [0, 1].
 
-    Arrays and tensors may be HxW, HxWxC or CxHxW with 1, 3 or 4 channels; integer arrays are scaled by their
-    type's range (uint8 by 255, uint16 by 65535), float arrays must already be in [0, 1]. Alpha is dropped.
+    Arrays and tensors may be HxW, HxWxC or CxHxW with 1, 3 or 4 channels. Alpha is dropped.
+
+    With `do_rescale` (the default), integer data is scaled to [0, 1]: 8-bit data (uint8 arrays, 8-bit PIL images)
+    is multiplied by `rescale_factor` (1/255), other integer types by one over their type's maximum (uint16 and 16-bit
+    PIL images by 1/65535). With `do_rescale=False` nothing is scaled: integer data is taken as it is. Float (and
+    bool) data is never scaled. Whatever the path, the values must end up in [0, 1], or ImageLoadError says why.
     """
     if isinstance(image, (str, os.PathLike)):
         image = load_image(image, max_pixels)
@@ -66,11 +73,12 @@ def to_float_rgb(image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # single-channel high bit depth
             array = np.asarray(image, dtype=np.float32)
             if image.mode.startswith("I;16") or (image.mode == "I" and array.max(initial=0) > 255):
-                array = array / 65535.0
-            elif image.mode == "I":
-                array = array / 255.0
-            return np.repeat(np.clip(array, 0, 1)[..., None], 3, axis=-1)
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+                return finish_rgb(array, rescale_divisor(65535, do_rescale, rescale_factor), do_rescale)
+            if image.mode == "I":  # 32-bit container holding 8-bit values
+                return finish_rgb(array, rescale_divisor(255, do_rescale, rescale_factor), do_rescale)
+            return finish_rgb(array, None, do_rescale)  # "F": float data, never scaled
+        array = np.asarray(image.convert("RGB"), dtype=np.float32)
+        return finish_rgb(array, rescale_divisor(255, do_rescale, rescale_factor), do_rescale)
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
         image = image.float().numpy() if image.dtype == torch.bfloat16 else image.numpy()
@@ -79,27 +87,60 @@ def to_float_rgb(image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     array = image
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)  # CxHxW -> HxWxC
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+    if array.ndim != 2 and (array.ndim != 3 or array.shape[-1] not in (1, 3, 4)):
         raise ImageLoadError(f"expected an image array of shape HxW, HxWxC or CxHxW (C in 1, 3, 4), got {image.shape}")
     check_image_size((array.shape[1], array.shape[0]), max_pixels)
     if np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
-    elif array.dtype == np.bool_:
-        array = array.astype(np.float32)
-    else:
-        array = array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise ImageLoadError("image array contains NaN or infinite values")
-        if array.min(initial=0) < -1e-3 or array.max(initial=0) > 1 + 1e-3:
-            raise ImageLoadError(
-                f"float image values must be in [0, 1], got [{array.min():.3g}, {array.max():.3g}]; divide uint8 data by 255"
-            )
+        divisor = rescale_divisor(int(np.iinfo(array.dtype).max), do_rescale, rescale_factor)
+        return finish_rgb(array.astype(np.float32), divisor, do_rescale)
+    if array.dtype == np.bool_:
+        return finish_rgb(array.astype(np.float32), None, do_rescale)
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ImageLoadError("image array contains NaN or infinite values")
+    return finish_rgb(array, None, do_rescale)
+
+
+def rescale_divisor(type_max: int, do_rescale: bool, rescale_factor: float) -> float | None:
+    """What integer data of range [0, type_max] is divided by (None: not scaled); see `to_float_rgb`."""
+    if not do_rescale:
+        return None
+    return 1.0 / rescale_factor if type_max == 255 else float(type_max)
+
+
+def finish_rgb(array: np.ndarray, divisor: float | None, do_rescale: bool) -> np.ndarray:
+    """Scale float32 HxW or HxWxC pixel data by 1/divisor, check it lies in [0, 1], drop alpha, make 3 channels."""
+    if divisor is not None:
+        array = array / divisor
+    low, high = float(array.min(initial=0)), float(array.max(initial=0))
+    if low < -1e-3 or high > 1 + 1e-3:
+        if divisor is not None:
+            hint = f"after dividing the integer data by {divisor:g}; set rescale_factor to map its range to [0, 1]"
+        elif do_rescale:
+            hint = "float data is never rescaled: pass 8-bit data as uint8, or divide it by 255"
+        else:
+            hint = "with do_rescale=False nothing is rescaled: leave do_rescale=True for 8-bit or 16-bit images"
+        raise ImageLoadError(f"image values must be in [0, 1], got [{low:.3g}, {high:.3g}] ({hint})")
+    if array.ndim == 2:
+        array = array[..., None]
     array = np.clip(array[..., :3], 0, 1)
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return np.ascontiguousarray(array)
+
+
+def check_options(options: dict) -> None:
+    """Raise a ValueError naming the first MIRNetImageProcessor setting of the wrong type or out of range."""
+    for name in ("do_rescale", "do_pad"):
+        if name in options and not isinstance(options[name], (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {options[name]!r}")
+    for name in ("size_divisor", "max_pixels"):
+        value = options.get(name, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    factor = options.get("rescale_factor", 1.0)
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < float("inf"):
+        raise ValueError(f"rescale_factor must be a positive number, got {factor!r}")
 
 
 def reflect_pad(array: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -121,10 +162,19 @@ class MIRNetImageProcessor(PilBackend):
     `original_sizes` needed by `post_process_image_to_image` to crop the output back.
 
     Args:
-        do_rescale (`bool`, defaults to `True`): divide 8-bit values by 255 (always done for integer input).
-        do_pad (`bool`, defaults to `True`): reflect-pad to a multiple of `size_divisor`.
-        size_divisor (`int`, defaults to 4): `2 ** (config.height - 1)` of the model.
+        do_rescale (`bool`, defaults to `True`): scale integer pixel data to [0, 1]: 8-bit data (8-bit PIL images,
+            uint8 arrays) is multiplied by `rescale_factor`, wider integer types by one over their maximum (16-bit
+            PNG/TIFF and uint16 arrays by 1/65535). With `False`, nothing is scaled: every input, integer arrays
+            included, must already hold values in [0, 1] (an 8-bit photo is then refused with an error). Float
+            input is never scaled and must always be in [0, 1].
+        rescale_factor (`float`, defaults to `1/255`): the scale of 8-bit data when `do_rescale` is set.
+        do_pad (`bool`, defaults to `True`): reflect-pad to a multiple of `size_divisor` (at least twice it). With
+            `False`, images are only padded to the largest of the batch, and the model refuses sizes it cannot take.
+        size_divisor (`int`, defaults to 4): `2 ** (config.num_streams - 1)` of the model (`config.size_divisor`).
         max_pixels (`int`, defaults to 100_000_000): larger images are refused with an error.
+
+    Each of these can also be given to a call (`processor(images, do_pad=False)`), together with `return_tensors`
+    (`"pt"`, the default, `"np"` or `None` for numpy arrays); any other keyword is a TypeError.
     """
 
     model_input_names = ["pixel_values"]
@@ -135,36 +185,55 @@ class MIRNetImageProcessor(PilBackend):
     do_pad = True
     size_divisor = 4
     max_pixels = MAX_IMAGE_PIXELS
+    # keywords `preprocess` accepts besides `return_tensors`; each defaults to the attribute of the same name
+    call_kwargs = ("do_rescale", "rescale_factor", "do_pad", "size_divisor", "max_pixels")
 
     def __init__(self, size_divisor: int = 4, max_pixels: int = MAX_IMAGE_PIXELS, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(size_divisor, int) or size_divisor < 1:
-            raise ValueError(f"size_divisor must be a positive integer, got {size_divisor!r}")
         self.size_divisor = size_divisor
         self.max_pixels = max_pixels
+        check_options({name: getattr(self, name) for name in self.call_kwargs})
 
-    def padded_size(self, height: int, width: int) -> tuple[int, int]:
-        """Smallest size >= (height, width), multiples of size_divisor and at least 2 * size_divisor."""
-        d = self.size_divisor if self.do_pad else 1
+    def padded_size(self, height: int, width: int, size_divisor: int | None = None, do_pad: bool | None = None):
+        """Smallest size >= (height, width) of multiples of size_divisor, at least 2 * size_divisor (with do_pad)."""
+        do_pad = self.do_pad if do_pad is None else do_pad
+        if not do_pad:
+            return height, width
+        d = self.size_divisor if size_divisor is None else size_divisor
         return max(-(-height // d) * d, 2 * d), max(-(-width // d) * d, 2 * d)
 
     def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
-        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32, original_sizes=[(h, w), ...])."""
-        if kwargs:
-            raise TypeError(f"MIRNetImageProcessor.preprocess got unexpected arguments: {sorted(kwargs)}")
+        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32, original_sizes=[(h, w), ...]).
+
+        Keywords: `do_rescale`, `rescale_factor`, `do_pad`, `size_divisor`, `max_pixels` override the processor's
+        settings for this call (None keeps them); see the class docstring.
+        """
+        unknown = sorted(set(kwargs) - set(self.call_kwargs))
+        if unknown:
+            raise TypeError(
+                f"MIRNetImageProcessor got unexpected keyword argument(s) {', '.join(unknown)}; it accepts "
+                f"return_tensors, {', '.join(self.call_kwargs)}"
+            )
+        options = {name: getattr(self, name) if kwargs.get(name) is None else kwargs[name] for name in self.call_kwargs}
+        check_options(options)
+        if return_tensors not in ("pt", "np", None):
+            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         if not isinstance(images, (list, tuple)):
             images = [images]
         if len(images) == 0:
             raise ValueError("preprocess needs at least one image")
-        arrays = [to_float_rgb(image, self.max_pixels) for image in images]
+        arrays = [
+            to_float_rgb(image, options["max_pixels"], do_rescale=options["do_rescale"], rescale_factor=options["rescale_factor"])
+            for image in images
+        ]
         sizes = [tuple(a.shape[:2]) for a in arrays]
-        height, width = self.padded_size(max(h for h, _ in sizes), max(w for _, w in sizes))
+        height, width = self.padded_size(
+            max(h for h, _ in sizes), max(w for _, w in sizes), options["size_divisor"], options["do_pad"]
+        )
         batch = np.stack([reflect_pad(a, height, width) for a in arrays]).transpose(0, 3, 1, 2)
         pixel_values = np.ascontiguousarray(batch)
         if return_tensors == "pt":
             pixel_values = torch.from_numpy(pixel_values)
-        elif return_tensors not in (None, "np"):
-            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         return BatchFeature(data={"pixel_values": pixel_values, "original_sizes": [list(s) for s in sizes]})
 
     def post_process_image_to_image(self, reconstruction, original_sizes=None) -> list[PIL.Image.Image]:

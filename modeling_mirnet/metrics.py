@@ -77,6 +77,64 @@ def ssim(output, reference, window_size: int = 11, sigma: float = 1.5) -> float:
     return float(ssim_map.mean())
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# The same metrics on batches of tensors, on the model's device (training validation and evaluate.py use these):
+# float32, agreeing with the float64 functions above to 1e-3 dB (PSNR) and 1e-5 (SSIM) on 8-bit images (tested).
+# ------------------------------------------------------------------------------------------------------------------
+REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Model output (B, 3, H, W), any float dtype -> the float32 values an 8-bit PNG of it holds, in [0, 1]."""
+    return images.float().clamp(0, 1).mul(255).round().div(255)
+
+
+def psnr_batch(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB (data range 1) of (B, 3, H, W) tensors in [0, 1]; identical images give inf."""
+    if output.shape != reference.shape:
+        raise ValueError(f"output {tuple(output.shape)} and reference {tuple(reference.shape)} differ in size")
+    mse = (output.float() - reference.float()).square().flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def gt_mean_scale(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """`output` rescaled to its reference's mean gray level and clipped to [0, 1] (the 'GT-mean' scoring of KinD,
+    LLFlow, GSAD: it removes the global exposure error and shows what is left)."""
+    weights = output.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+    gray_out = (output.float() * weights).sum(1).flatten(1).mean(1)
+    gray_ref = (reference.float() * weights).sum(1).flatten(1).mean(1)
+    ratio = gray_ref / gray_out.clamp_min(1e-6)
+    return (output.float() * ratio.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def ssim_batch(output: torch.Tensor, reference: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image SSIM (mean over RGB channels) of (B, 3, H, W) tensors in [0, 1], as `ssim` above computes it."""
+    if output.shape != reference.shape:
+        raise ValueError(f"output {tuple(output.shape)} and reference {tuple(reference.shape)} differ in size")
+    if min(output.shape[-2:]) < window_size:
+        raise ValueError(f"SSIM needs images of at least {window_size}x{window_size}, got {tuple(output.shape[-2:])}")
+    batch, channels = output.shape[:2]
+    x = output.float().reshape(batch * channels, 1, *output.shape[-2:])
+    y = reference.float().reshape(batch * channels, 1, *output.shape[-2:])
+    # Centre both images on the reference's mean before filtering: the statistics are shift-invariant, and float32
+    # loses far less in E[x^2] - E[x]^2 around zero than around 0.5.
+    shift = y.mean(dim=(2, 3), keepdim=True)
+    x, y = x - shift, y - shift
+    g = _gaussian_window_1d(window_size, sigma).to(device=x.device, dtype=torch.float32)
+    maps = torch.cat([x, y, x * x, y * y, x * y], dim=0).view(1, 5 * batch * channels, *x.shape[-2:])
+    n = maps.shape[1]
+    # the five maps of every channel as the channels of one depthwise convolution (10-20x faster on CPU than a
+    # batch of single-channel convolutions), the separable Gaussian as two 1-D passes
+    stats = F.conv2d(F.conv2d(maps, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n), g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    mu_x, mu_y, xx, yy, xy = stats.view(5, batch * channels, 1, *stats.shape[-2:])
+    var_x, var_y, cov = xx - mu_x.square(), yy - mu_y.square(), xy - mu_x * mu_y
+    # the SSIM terms use the unshifted means: mu + shift
+    mx, my = mu_x + shift, mu_y + shift
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx.square() + my.square() + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1).view(batch, channels).mean(1)
+
+
 def autocontrast(image: PIL.Image.Image) -> PIL.Image.Image:
     """The seed study's baseline: PIL.ImageOps.autocontrast with default settings."""
     return PIL.ImageOps.autocontrast(image.convert("RGB"))
@@ -95,4 +153,4 @@ def gamma_curve(image: PIL.Image.Image, gamma: float = 0.4) -> PIL.Image.Image:
 
 BASELINES = {"input": lambda image: image.convert("RGB"), "autocontrast": autocontrast, "equalize": equalize, "gamma_0.4": gamma_curve}
 
-__all__ = ["psnr", "psnr_inflated", "ssim", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB"]
+__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB"]

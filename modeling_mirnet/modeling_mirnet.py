@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
@@ -48,11 +49,11 @@ def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: 
 class SKFF(nn.Module):
     """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
 
-    def __init__(self, channels: int, height: int, reduction: int = 8):
+    def __init__(self, channels: int, num_streams: int, reduction: int = 8):
         super().__init__()
         squeezed = max(int(channels / reduction), 4)
         self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
-        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(height)])
+        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(num_streams)])
 
     def forward(self, streams: list[torch.Tensor]) -> torch.Tensor:
         pooled = sum(s.mean(dim=(2, 3), keepdim=True) for s in streams)  # GAP of the sum = sum of the GAPs
@@ -100,6 +101,20 @@ class ChannelAttention(nn.Module):
         return x * self.gate(x)
 
 
+class GatedFusion(nn.Conv2d):
+    """The DAU's 1x1 fusion convolution (2C -> C) of [features * spatial gate, features * channel gate].
+
+    A Conv2d (same `weight`, same init, same checkpoint keys) whose forward skips the concatenation: the per-pixel
+    spatial gate commutes with a 1x1 convolution, so it multiplies that half's output instead of its input. The weight
+    is only read inside this module's own forward, so offloading hooks (accelerate) load it when it is needed.
+    """
+
+    def forward(self, features, spatial_gate, channel_gate, residual):
+        w_spatial, w_channel = self.weight.chunk(2, dim=1)
+        fused = F.conv2d(features * channel_gate, w_channel, self.bias)
+        return fused.add_(residual).addcmul_(spatial_gate, F.conv2d(features, w_spatial))  # in place on a fresh output
+
+
 class DAU(nn.Module):
     """Dual Attention Unit: conv-PReLU-conv features, spatial and channel attention in parallel, 1x1 fusion, residual."""
 
@@ -109,16 +124,11 @@ class DAU(nn.Module):
         self.body = nn.Sequential(conv(channels, channels, k), nn.PReLU(), conv(channels, channels, k))
         self.spatial_attention = SpatialAttention(config.spatial_attention_kernel_size)
         self.channel_attention = ChannelAttention(channels, config.reduction)
-        self.conv1x1 = nn.Conv2d(2 * channels, channels, 1, bias=False)
+        self.conv1x1 = GatedFusion(2 * channels, channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res = self.body(x)
-        # conv1x1(cat[res * spatial, res * channel]) without the concatenation: the per-pixel spatial gate
-        # commutes with the 1x1 convolution, so it multiplies that half's output instead of its input
-        spatial, channel = self.spatial_attention.gate(res), self.channel_attention.gate(res)
-        w_spatial, w_channel = self.conv1x1.weight.chunk(2, dim=1)
-        fused = F.conv2d(res * channel, w_channel, self.conv1x1.bias)
-        return fused.add_(x).addcmul_(spatial, F.conv2d(res, w_spatial))  # in place on a fresh conv output
+        return self.conv1x1(res, self.spatial_attention.gate(res), self.channel_attention.gate(res), x)
 
 
 class BlurPool(nn.Module):
@@ -184,15 +194,15 @@ class MRB(nn.Module):
 
     def __init__(self, config: MIRNetConfig):
         super().__init__()
-        self.height, self.width = config.height, config.width
+        self.num_streams, self.num_columns = config.num_streams, config.num_dau_columns
         channels = config.stream_channels
-        distinct_columns = 1 if config.share_dau_columns else config.width
+        distinct_columns = 1 if config.share_dau_columns else config.num_dau_columns
         # daus[column][stream]; with share_dau_columns every column uses column 0 (as the official code does)
         self.daus = nn.ModuleList(
             [nn.ModuleList([DAU(c, config) for c in channels]) for _ in range(distinct_columns)]
         )
-        self.skff = nn.ModuleList([SKFF(c, config.height, config.skff_reduction) for c in channels])
-        levels = range(config.height)
+        self.skff = nn.ModuleList([SKFF(c, config.num_streams, config.skff_reduction) for c in channels])
+        levels = range(config.num_streams)
         self.down = nn.ModuleDict(
             {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s < t}
         )
@@ -200,7 +210,7 @@ class MRB(nn.Module):
             {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s > t}
         )
         # the final fusion brings every stream back to full resolution with resamplers of its own
-        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.height)})
+        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.num_streams)})
         # like the official code, `config.bias` reaches only this convolution and the model's conv_in/conv_out
         self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=config.bias)
 
@@ -217,27 +227,32 @@ class MRB(nn.Module):
         # Column 0: each stream is the previous one downsampled, then refined by its DAU.
         downsampled = {}  # (source, target) -> tensor, reused by the first mesh column
         streams = [self.dau(0, 0)(x)]
-        for level in range(1, self.height):
+        for level in range(1, self.num_streams):
             downsampled[(level - 1, level)] = self.resample(streams[-1], level - 1, level)
             streams.append(self.dau(0, level)(downsampled[(level - 1, level)]))
-        # Columns 1..width-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
-        for column in range(1, self.width):
+        # Columns 1..num_columns-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
+        for column in range(1, self.num_columns):
             fused = []
-            for target in range(self.height):
+            for target in range(self.num_streams):
                 inputs = [
                     downsampled.get((source, target)) if column == 1 and (source, target) in downsampled
                     else self.resample(streams[source], source, target)
-                    for source in range(self.height)
+                    for source in range(self.num_streams)
                 ]
                 fused.append(self.skff[target](inputs))
-            streams = [self.dau(column, level)(fused[level]) for level in range(self.height)]
+            streams = [self.dau(column, level)(fused[level]) for level in range(self.num_streams)]
         # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
-        full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.height)]
+        full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.num_streams)]
         return self.conv_out(self.skff[0](full)).add_(x)
 
 
-class RRG(nn.Module):
-    """Recursive Residual Group: MRBs followed by a 3x3 conv, with a residual connection."""
+class RRG(GradientCheckpointingLayer):
+    """Recursive Residual Group: MRBs followed by a 3x3 conv, with a residual connection.
+
+    The unit of gradient checkpointing (`model.activation_checkpointing_enable()`, or `gradient_checkpointing_enable()`
+    on older transformers): in training only each RRG's input is kept, and its inside is recomputed in the backward
+    pass. Also the unit a `device_map` never splits (see `_no_split_modules`).
+    """
 
     def __init__(self, config: MIRNetConfig):
         super().__init__()
@@ -256,10 +271,16 @@ class MIRNetPreTrainedModel(PreTrainedModel):
 
     config_class = MIRNetConfig
     config: MIRNetConfig
-    base_model_prefix = "mirnet"
+    # MIRNetModel has no head and is its own base model (`model.base_model is model`): no prefix to add or strip
+    base_model_prefix = ""
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
+    # the residual sums are added in place (`out.add_(x)`), so both operands must sit on one device: never split an RRG
+    _no_split_modules = ["RRG"]
+    # the layer that turns pixels into features, what `get_input_embeddings()` returns: `enable_input_require_grads()`
+    # hooks it so that adapters (PEFT) with reentrant gradient checkpointing still get gradients
+    _input_embed_layer = "conv_in"
 
     def _init_weights(self, module):
         # PyTorch's default initialisation, as the official model is trained with (not transformers' N(0, 0.02))
@@ -321,13 +342,20 @@ class MIRNetModel(MIRNetPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        original_sizes: list | None = None,
     ) -> ImageSuperResolutionOutput | tuple:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Low-light images in [0, 1]; height and width multiples of `config.size_divisor`.
         labels (`torch.FloatTensor` of the same shape, *optional*):
             Reference images; when given, `loss` is `config.loss_type` between the output and them.
+        output_hidden_states (`bool`, *optional*):
+            Also return the features after `conv_in` and after each RRG (defaults to `config.output_hidden_states`).
+        return_dict (`bool`, *optional*):
+            Return an `ImageSuperResolutionOutput` rather than a tuple (defaults to `config.return_dict`).
+        original_sizes (*optional*):
+            Not used: accepted so that `model(**image_processor(images))` works (the processor returns the sizes
+            before padding, which `post_process_image_to_image` needs). Any other keyword is a TypeError.
         """
         self.check_pixel_values(pixel_values)
         output_hidden_states = (
@@ -340,30 +368,40 @@ class MIRNetModel(MIRNetPreTrainedModel):
             features = rrg(features)
             if output_hidden_states:
                 hidden_states += (features,)
-        reconstruction = (pixel_values + self.conv_out(features)).contiguous()
+        residual = self.conv_out(features)
+        # `.to` is a no-op unless a device_map put conv_out on another device than the input
+        reconstruction = (pixel_values.to(residual.device) + residual).contiguous()
 
         loss = None
         if labels is not None:
             if labels.shape != reconstruction.shape:
                 raise ValueError(f"labels shape {tuple(labels.shape)} != pixel_values shape {tuple(pixel_values.shape)}")
+            labels = labels.to(reconstruction.device)
             loss = enhancement_loss(reconstruction, labels, self.config.loss_type, self.config.charbonnier_eps)
         if not return_dict:
             return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
         return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
 
     @torch.inference_mode()
-    def enhance(self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32) -> torch.Tensor:
+    def enhance(
+        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None
+    ) -> torch.Tensor:
         """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
 
         With `tile_size`, the image is processed in `tile_size` squares that overlap by `tile_overlap` pixels and
         are blended with linear ramps, so memory stays bounded for large photos. Output is not clamped.
+        `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole image): progress that
+        belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`; a test keeps them equal.)
         """
         param = next(self.parameters())
         pixel_values = pixel_values.to(device=param.device, dtype=param.dtype)
         height, width = pixel_values.shape[-2:]
         if tile_size is None or (height <= tile_size and width <= tile_size):
-            return self(pixel_values, return_dict=True).reconstruction
-        return tiled_forward(self, pixel_values, tile_size, tile_overlap)
+            reconstruction = self(pixel_values, return_dict=True).reconstruction
+            if on_tile is not None:
+                on_tile(1, 1)
+            return reconstruction
+        return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile)
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -385,8 +423,13 @@ def blend_ramp(length: int, overlap: int, at_start: bool, at_end: bool, device, 
     return weights
 
 
-def tiled_forward(model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int) -> torch.Tensor:
-    """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image."""
+def tiled_forward(
+    model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None
+) -> torch.Tensor:
+    """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image.
+
+    `on_tile(done, total)`, when given, is called after each tile.
+    """
     divisor = model.config.size_divisor
     if tile_size % divisor or tile_size < 2 * divisor:
         raise ValueError(f"tile_size must be a multiple of {divisor} and at least {2 * divisor}, got {tile_size}")
@@ -400,6 +443,7 @@ def tiled_forward(model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int
     output = torch.zeros_like(pixel_values, dtype=torch.float32)
     total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
     rows, cols = tile_starts(height, tile_h, stride_h), tile_starts(width, tile_w, stride_w)
+    done = 0
     for top in rows:
         wy = blend_ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, output.device, torch.float32)
         for left in cols:
@@ -409,6 +453,9 @@ def tiled_forward(model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int
             result = model(tile, return_dict=True).reconstruction.float()
             output[:, :, top : top + tile_h, left : left + tile_w] += result * weight
             total[:, :, top : top + tile_h, left : left + tile_w] += weight
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(rows) * len(cols))
     return (output / total).to(pixel_values.dtype)
 
 

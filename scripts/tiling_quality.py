@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, load_image
-from modeling_mirnet.hub import enhance_image, load_mirnet
+from modeling_mirnet import MIRNetConfig, MIRNetModel, load_image
+from modeling_mirnet.inference import Enhancer
 from modeling_mirnet.metrics import psnr
 
 
@@ -31,11 +31,11 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:
-        model, processor = load_mirnet(args.model)
+        enhance = Enhancer.from_pretrained(args.model, device="cpu", precision="fp32")
         source = args.model
     else:
         torch.manual_seed(0)
-        model, processor = MIRNetModel(MIRNetConfig()).eval(), MIRNetImageProcessor()
+        enhance = Enhancer(MIRNetModel(MIRNetConfig()).eval(), precision="fp32")
         source = "default config, random weights (seed 0)"
     settings = [tuple(map(int, s.split(":"))) for s in args.settings.split(",")]
     paths = sorted(args.images.iterdir())[: args.limit]
@@ -43,9 +43,9 @@ def main():
     start = time.perf_counter()
     for path in paths:
         image = load_image(path)
-        whole = enhance_image(model, processor, image)
+        whole = enhance(image)
         for tile, overlap in settings:
-            scores[(tile, overlap)].append(psnr(enhance_image(model, processor, image, tile, overlap), whole))
+            scores[(tile, overlap)].append(psnr(enhance(image, tile, overlap), whole))
         print(f"{path.name}: " + ", ".join(f"{t}/{o}: {scores[(t, o)][-1]:.2f} dB" for t, o in settings), flush=True)
     print(f"\nmodel: {source}; images: {len(paths)} from {args.images}; {time.perf_counter() - start:.0f} s")
     print("| tile / overlap | mean PSNR tiled vs whole (dB) | worst (dB) |\n|---|---|---|")

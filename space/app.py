@@ -9,8 +9,10 @@ optionally labelled `LABEL=SOURCE`. Without a label, a name containing "lol" / "
 anything else by its folder or repo name. With no checkpoint the app still runs the autocontrast baseline and says
 how to get one; it never shows an untrained network's output as a result.
 
-Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU;
-large photos are enhanced in overlapping tiles. Requests go through a bounded queue.
+Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU,
+in the precision --dtype picks (auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32); the page says
+which. Large photos are enhanced in overlapping tiles. Requests go through a bounded queue. Loading, tiling,
+precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -29,12 +30,17 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a demo that must run offline
 
 HERE = Path(__file__).resolve().parent
-# Run from the repository (python space/app.py): use the package next door. Deployed as a Space: modeling_mirnet/
-# is copied beside app.py (see README.md), and the script's folder is on sys.path already.
-for _root in (HERE, HERE.parent):
-    if (_root / "modeling_mirnet" / "__init__.py").is_file() and str(_root) not in sys.path:
-        sys.path.insert(0, str(_root))
-        break
+# modeling_mirnet comes from the installed package (pip install -e ".[space]"), or, deployed as a Space, from the
+# copy beside app.py (see README.md): the script's folder is on sys.path.
+try:
+    import modeling_mirnet  # noqa: F401
+except ModuleNotFoundError as err:
+    if err.name != "modeling_mirnet":
+        raise
+    raise SystemExit(
+        "space/app.py needs the modeling_mirnet package: run `pip install -e \".[space]\"` in the repository "
+        "(deployed as a Space: copy modeling_mirnet/ beside app.py, see space/README.md)"
+    ) from None
 
 try:  # ZeroGPU: spaces.GPU attaches a GPU for the duration of the call; outside ZeroGPU it returns the function as is
     import spaces
@@ -50,17 +56,27 @@ import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
-import modeling_mirnet  # noqa: E402,F401  (registers MIRNet with the Auto classes)
-from modeling_mirnet.hub import ModelLoadError, load_mirnet  # noqa: E402
 from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image  # noqa: E402
+from modeling_mirnet.inference import (  # noqa: E402
+    DEFAULT_TILE_OVERLAP,
+    PRECISIONS,
+    DeviceError,
+    Enhancer,
+    ModelLoadError,
+    OutOfMemory,
+    count_tiles,
+    describe_device,
+    load_mirnet,
+    parse_model_specs,
+    pick_device,
+    resolve_dtype,
+)
 from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
-from modeling_mirnet.modeling_mirnet import tile_starts  # noqa: E402
 
 CHECKPOINT_DIR = HERE / "checkpoints"
 EXAMPLE_DIR = HERE / "examples"
 TILE_PIXELS = 1_500_000  # "auto" tiling above this many pixels
 DEFAULT_TILE = 512
-TILE_OVERLAP = 32
 MAX_PIXELS = int(os.environ.get("MIRNET_MAX_PIXELS", "24000000"))  # larger images are refused with a message
 MAX_FILE_SIZE = os.environ.get("MIRNET_MAX_FILE_SIZE", "25mb")
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
@@ -79,86 +95,42 @@ empty rather than showing an untrained network. To get one:
 # ----------------------------------------------------------------------------------------------- checkpoints
 
 
-def label_for(source: str) -> str:
-    name = Path(source.rstrip("/")).name or source
-    lowered = name.lower()
-    if "sice" in lowered:
-        return "SICE"
-    if "lol" in lowered:
-        return "LoL"
-    return name
-
-
-def parse_checkpoints(specs: list[str] | None) -> dict[str, str]:
-    """["LoL=org/mirnet-lol", "path/mirnet-sice", "a,b"] -> {"LoL": "org/mirnet-lol", "SICE": "path/mirnet-sice", ...}."""
-    checkpoints: dict[str, str] = {}
-    for spec in specs or []:
-        for item in (part.strip() for part in spec.split(",")):
-            if not item:
-                continue
-            label, sep, source = item.partition("=")
-            if not sep:
-                label, source = label_for(item), item
-            label = label.strip() or label_for(source)
-            if label in checkpoints:  # two "LoL" folders: fall back to the folder names
-                label = Path(source.rstrip("/")).name or source
-            checkpoints[label] = source.strip()
-    return checkpoints
-
-
 def bundled_checkpoints(folder: Path = CHECKPOINT_DIR) -> dict[str, str]:
     """Saved model folders under space/checkpoints/<name>/ (each with a config.json), LoL first."""
     if not folder.is_dir():
         return {}
     found = sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
     found.sort(key=lambda p: ("lol" not in p.name.lower(), p.name))
-    return parse_checkpoints([str(p) for p in found])
+    return parse_model_specs([str(p) for p in found])
 
 
 def default_checkpoints(specs: list[str] | None = None) -> dict[str, str]:
-    """--model flags, else $MIRNET_MODEL, else the bundled folders."""
+    """--model flags, else $MIRNET_MODEL, else the bundled folders (ValueError for a malformed or repeated label)."""
     specs = specs or ([os.environ["MIRNET_MODEL"]] if os.environ.get("MIRNET_MODEL") else [])
-    return parse_checkpoints(specs) if specs else bundled_checkpoints()
+    return parse_model_specs(specs) if specs else bundled_checkpoints()
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-# Loaded models by source, shared by every app in the process (the GPU function looks them up by name, which keeps
-# its arguments small and picklable for ZeroGPU).
-_MODELS: dict[str, tuple] = {}
+# Loaded models by (source, device), shared by every app in the process (the GPU function looks them up by name,
+# which keeps its arguments small and picklable for ZeroGPU).
+_MODELS: dict[tuple[str, str], tuple] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 def load_checkpoint(source: str, device: torch.device):
     with _MODELS_LOCK:
-        if source not in _MODELS:
-            _MODELS[source] = load_mirnet(source, device=device)
-        return _MODELS[source]
+        key = (source, str(device))
+        if key not in _MODELS:
+            _MODELS[key] = load_mirnet(source, device=device)
+        return _MODELS[key]
 
 
 @gpu
-def run_mirnet(source: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None) -> torch.Tensor:
-    """The network's output for `pixel_values`, on the device the model lives on; returned on the CPU."""
-    model, _ = _MODELS[source]
-    hook = None
-    if on_tile is not None:
-        hook = model.register_forward_hook(lambda *_: on_tile())
-    try:
-        with torch.inference_mode():
-            output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=TILE_OVERLAP)
-        return output.float().cpu()
-    finally:
-        if hook is not None:
-            hook.remove()
+def run_mirnet(source: str, device: str, precision: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None):
+    """The network's output for `pixel_values` (the package's Enhancer.forward), returned on the CPU.
 
-
-def count_tiles(height: int, width: int, tile_size: int | None) -> int:
-    if tile_size is None or (height <= tile_size and width <= tile_size):
-        return 1
-    th, tw = min(tile_size, height), min(tile_size, width)
-    return len(tile_starts(height, th, th - TILE_OVERLAP)) * len(tile_starts(width, tw, tw - TILE_OVERLAP))
+    `on_tile(done, total)` reports this call's tiles only (OutOfMemory carries the suggested tile size)."""
+    enhancer = Enhancer(*_MODELS[(source, device)], precision=precision)
+    return enhancer.forward(pixel_values, tile_size, DEFAULT_TILE_OVERLAP, on_tile).cpu()
 
 
 # ----------------------------------------------------------------------------------------------- uploads
@@ -216,8 +188,11 @@ def open_upload(path: str, what: str) -> PIL.Image.Image:
 class MIRNetSpace:
     """State and handlers of one app: the checkpoints it offers and where results are written."""
 
-    def __init__(self, checkpoints: dict[str, str] | None, device: torch.device | str | None = None, tile_pixels: int = TILE_PIXELS):
-        self.device = torch.device(device) if device is not None else pick_device()
+    def __init__(self, checkpoints: dict[str, str] | None, device: torch.device | str | None = None, tile_pixels: int = TILE_PIXELS,
+                 precision: str = "auto"):
+        self.device = pick_device(device)
+        self.precision = precision
+        self.dtype = resolve_dtype(precision, self.device)
         self.tile_pixels = tile_pixels
         self.sources: dict[str, str] = {}  # label -> source, only those that loaded
         self.problems: list[str] = []
@@ -236,11 +211,14 @@ class MIRNetSpace:
     def labels(self) -> list[str]:
         return list(self.sources)
 
+    def enhancer(self, label: str) -> Enhancer:
+        return Enhancer(*_MODELS[(self.sources[label], str(self.device))], precision=self.precision)
+
     def device_text(self) -> str:
-        if self.device.type == "cuda":
-            return f"GPU ({torch.cuda.get_device_name(self.device)})"
-        threads = torch.get_num_threads()
-        return "ZeroGPU" if ON_ZERO_GPU else f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+        """Where and in which precision MIRNet runs, e.g. "CPU (2 threads), bf16 autocast"."""
+        if ON_ZERO_GPU:
+            return f"ZeroGPU, {'bf16 autocast' if self.dtype == torch.bfloat16 else 'fp32'}"
+        return describe_device(self.device, self.dtype)
 
     def notice(self) -> str:
         """Markdown shown at the top: what runs where, or why MIRNet does not run."""
@@ -299,27 +277,26 @@ class MIRNetSpace:
         if self.sources:
             label = checkpoint if checkpoint in self.sources else self.labels[0]
             source = self.sources[label]
-            _, processor = _MODELS[source]
-            inputs = processor(image)
+            enhancer = self.enhancer(label)
+            inputs = enhancer.preprocess(image)
             height, width = inputs["pixel_values"].shape[-2:]
             tile = self.tile_size_for(image.width, image.height, tiling, tile_size)
             tiles = count_tiles(height, width, tile)
-            done = [0]
 
-            def on_tile():
-                done[0] = min(done[0] + 1, tiles)  # (another request sharing the model also fires the hook)
-                progress(0.1 + 0.85 * done[0] / tiles, desc=f"MIRNet ({label}): tile {done[0]}/{tiles}")
+            def on_tile(done, total):  # this request's tiles only
+                progress(0.1 + 0.85 * done / total, desc=f"MIRNet ({label}): tile {done}/{total}")
 
             progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}" + (f", {tiles} tiles" if tiles > 1 else ""))
             start = time.perf_counter()
             try:
-                output = run_mirnet(source, inputs["pixel_values"], tile, None if (ON_ZERO_GPU or tiles == 1) else on_tile)
-            except (RuntimeError, MemoryError) as err:
-                if isinstance(err, MemoryError) or "out of memory" in str(err).lower():
-                    raise gr.Error("Out of memory: set tiling to 'always' with a smaller tile size.") from None
-                raise
+                output = run_mirnet(source, str(self.device), self.precision, inputs["pixel_values"], tile,
+                                    None if (ON_ZERO_GPU or tiles == 1) else on_tile)
+            except OutOfMemory as err:
+                advice = f" (Tiling: 'always', tile size {err.suggested_tile})" if err.suggested_tile else ""
+                message = str(err)
+                raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.", title="Out of memory") from None
             seconds = time.perf_counter() - start
-            enhanced = processor.post_process_image_to_image(output, inputs["original_sizes"])[0]
+            enhanced = enhancer.postprocess(output, inputs["original_sizes"])[0]
             progress(0.96, desc="Saving the result")
             enhanced_png = out / f"{stem}_mirnet-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
             enhanced.save(enhanced_png)
@@ -379,9 +356,11 @@ CSS = """
 """
 
 
-def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixels: int = TILE_PIXELS) -> gr.Blocks:
-    """The Blocks app. `checkpoints` maps a label ("LoL") to a model folder or Hub id; None or {}: no MIRNet."""
-    space = MIRNetSpace(checkpoints, device=device, tile_pixels=tile_pixels)
+def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixels: int = TILE_PIXELS,
+               precision: str = "auto") -> gr.Blocks:
+    """The Blocks app. `checkpoints` maps a label ("LoL") to a model folder or Hub id; None or {}: no MIRNet.
+    `precision`: "auto", "fp32" or "bf16" (see `modeling_mirnet.inference.resolve_dtype`)."""
+    space = MIRNetSpace(checkpoints, device=device, tile_pixels=tile_pixels, precision=precision)
     with gr.Blocks(title="MIRNet low-light enhancement", delete_cache=(3600, 3600)) as demo:
         demo.space = space  # for tests and scripts
         gr.Markdown(
@@ -433,8 +412,17 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--concurrency", type=int, default=1, help="requests run at once (each holds a model activation in memory)")
     parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    return parser.parse_args(argv)
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--dtype", default=os.environ.get("MIRNET_DTYPE", "auto"), choices=PRECISIONS,
+                        help="precision of the forward pass: auto = bf16 autocast on a GPU or a CPU with native bf16, "
+                        "else fp32 (default $MIRNET_DTYPE or auto)")
+    args = parser.parse_args(argv)
+    try:
+        args.checkpoints = default_checkpoints(args.model)
+        pick_device(args.device)
+    except (ValueError, DeviceError) as err:
+        parser.error(str(err))
+    return args
 
 
 def launch(demo: gr.Blocks, concurrency: int = 1, queue_size: int = 16, max_file_size=MAX_FILE_SIZE, **kwargs):
@@ -446,7 +434,7 @@ def launch(demo: gr.Blocks, concurrency: int = 1, queue_size: int = 16, max_file
 
 def main(argv=None):
     args = parse_args(argv)
-    demo = build_demo(default_checkpoints(args.model), device=args.device)
+    demo = build_demo(args.checkpoints, device=args.device, precision=args.dtype)
     launch(demo, args.concurrency, args.queue_size, server_name=args.host, server_port=args.port)
 
 

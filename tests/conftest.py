@@ -1,6 +1,11 @@
-"""Shared fixtures: tiny MIRNet configs and saved model folders, an isolated offline Hugging Face home."""
+"""Shared fixtures: tiny MIRNet configs and saved model folders, an isolated offline Hugging Face home, and a
+Python process in which this package cannot be imported."""
 
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -59,3 +64,39 @@ def low_light_image() -> PIL.Image.Image:
     y, x = np.mgrid[0:60, 0:84]
     rgb = np.stack([x / 84, y / 60, (x + y) / 144], -1) * 60
     return PIL.Image.fromarray(rgb.astype(np.uint8))
+
+
+# Prepended to scripts run by `run_without_package`: hides modeling_mirnet however it is installed (editable finder,
+# a path entry, site-packages) and nothing else, so torch and transformers still come from this environment even
+# when the virtualenv lives inside the clone.
+HIDE_PACKAGE = """\
+import importlib.abc, sys
+
+
+class HidePackage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "modeling_mirnet":
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, HidePackage())
+try:
+    import modeling_mirnet  # noqa: F401
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("modeling_mirnet is still importable: this process would not show what a user without it gets")
+"""
+
+
+def run_without_package(script: str, *args, cwd) -> subprocess.CompletedProcess:
+    """Run `script` (with `args` as sys.argv[1:]) in a fresh interpreter of this environment, isolated (-I: no
+    current folder, PYTHONPATH or user site on the path) and with `modeling_mirnet` hidden: what a user of a saved
+    folder or Hub repo gets without this package. The Hugging Face variables (offline, HF_HOME) are inherited."""
+    path = Path(cwd) / "without_package.py"
+    path.write_text(HIDE_PACKAGE + textwrap.dedent(script))
+    return subprocess.run(
+        [sys.executable, "-I", str(path), *map(str, args)], cwd=cwd, env=dict(os.environ),
+        capture_output=True, text=True, timeout=300,
+    )

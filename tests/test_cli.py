@@ -1,12 +1,17 @@
 """`mirnet-enhance` (issue 4, points 7 and 8): processes what it can, reports what it cannot, never clobbers."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import pytest
 
+from modeling_mirnet import MIRNetModel
 from modeling_mirnet.cli import main
+from modeling_mirnet.inference import Enhancer, load_mirnet
 
 from conftest import random_image
 
@@ -64,10 +69,90 @@ def test_model_and_path_errors(tmp_path, capsys, monkeypatch):
 
 
 def test_console_script_is_installed(tiny_model_dir, tmp_path):
+    """The `mirnet-enhance` entry point that `pip install` put beside this interpreter, not `python -m`."""
+    script = shutil.which("mirnet-enhance", path=str(Path(sys.executable).parent))
+    assert script, f"no mirnet-enhance script in {Path(sys.executable).parent}: pip install -e ."
     random_image(16, 24).save(tmp_path / "a.png")
-    result = subprocess.run(
-        [sys.executable, "-m", "modeling_mirnet.cli", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)],
-        capture_output=True, text=True, timeout=300,
-    )
+    run = lambda *args: subprocess.run([script, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
+    result = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--dtype", "fp32")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "o" / "a.png").exists()
+    assert (tmp_path / "o" / "a.png").exists() and "fp32" in result.stderr
+    # usage and model errors exit with status 2, as the README promises
+    assert run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "missing")).returncode == 2
+    assert run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--dtype", "fp16").returncode == 2
+
+
+def test_bad_device_and_tile_settings_exit_2(tiny_model_dir, tmp_path, capsys):
+    random_image(40, 40).save(tmp_path / "a.png")
+    args = [str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)]
+    assert main([*args, "--device", "cuda:7" if not __import__("torch").cuda.is_available() else "cuda:99"]) == 2
+    err = capsys.readouterr().err
+    assert "mirnet-enhance: device 'cuda:" in err and "requested but" in err
+    assert main([*args, "--device", "banana"]) == 2
+    assert "unknown device 'banana'" in capsys.readouterr().err
+    assert main([*args, "--tile", "30"]) == 2
+    assert "tile_size must be a multiple of 4" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "a.png").exists()
+
+
+def test_folders_keep_their_structure(tiny_model_dir, tmp_path):
+    for sub in ("a", "b", "b/deeper"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        random_image(16, 20).save(tmp_path / "in" / sub / "x.jpg")
+    random_image(16, 20).save(tmp_path / "single.png")
+    assert main([str(tmp_path / "in"), str(tmp_path / "single.png"), "-r", "-o", str(tmp_path / "out"),
+                 "--model", str(tiny_model_dir)]) == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["a/x.png", "b/deeper/x.png", "b/x.png", "single.png"]
+
+
+@pytest.mark.parametrize("layout", ["two suffixes", "two folders"])
+def test_outputs_that_would_collide_stop_the_run_before_writing(tiny_model_dir, tmp_path, capsys, layout):
+    if layout == "two suffixes":
+        (tmp_path / "in").mkdir()
+        random_image(16, 16).save(tmp_path / "in" / "x.jpg")
+        random_image(16, 16, seed=1).save(tmp_path / "in" / "x.png")
+        inputs = [str(tmp_path / "in")]
+    else:
+        for folder in ("a", "b"):
+            (tmp_path / folder).mkdir()
+            random_image(16, 16).save(tmp_path / folder / "x.jpg")
+        inputs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    random_image(16, 16).save(tmp_path / "other.png")
+    status = main([*inputs, str(tmp_path / "other.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--overwrite"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"{tmp_path / 'out' / 'x.png'} would be written from" in err and "rename one" in err
+    assert not (tmp_path / "out").exists()  # nothing written, not even the image that did not clash
+
+
+def test_the_same_input_named_twice_is_enhanced_once(tiny_model_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    random_image(16, 16).save(tmp_path / "in" / "x.png")
+    assert main([str(tmp_path / "in"), str(tmp_path / "in" / "x.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)]) == 0
+
+
+def test_out_of_memory_is_reported_with_a_tile_hint_and_the_run_goes_on(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    random_image(16, 16).save(tmp_path / "small.png")
+    random_image(200, 300).save(tmp_path / "large.png")
+    original = MIRNetModel.enhance
+
+    def enhance(self, pixel_values, *args, **kwargs):
+        if pixel_values.shape[-1] > 40:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99 GB")
+        return original(self, pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(MIRNetModel, "enhance", enhance)
+    status = main([str(tmp_path / "small.png"), str(tmp_path / "large.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)])
+    err = capsys.readouterr().err
+    assert status == 1 and (tmp_path / "o" / "small.png").exists() and not (tmp_path / "o" / "large.png").exists()
+    assert "skipped: " in err and "out of memory on cpu enhancing a 300x200 image as a whole: try tiles of 128 px (--tile 128)" in err
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_dtype_is_autocast_with_fp32_weights(tiny_model_dir, tmp_path, dtype):
+    random_image(24, 32).save(tmp_path / "a.png")
+    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / dtype), "--model", str(tiny_model_dir), "--dtype", dtype]) == 0
+    model, processor = load_mirnet(tiny_model_dir)
+    expected = Enhancer(model, processor, precision=dtype)(tmp_path / "a.png")
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / dtype / "a.png")), np.asarray(expected))

@@ -66,13 +66,17 @@ def test_evaluate_reports_the_known_psnr(known_pairs, tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert report["n"] == 2 and report["split"] == "test"
     rows = {r["name"]: r for r in report["methods"]["input"]["images"]}
-    assert rows["a.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-9)
-    assert rows["b.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 51), abs=1e-9)
+    # float32 metrics on the device agree with the exact value to well under 1e-3 dB
+    assert rows["a.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-4)
+    assert rows["b.png"]["psnr"] == pytest.approx(20 * math.log10(255 / 51), abs=1e-4)
     mean = report["methods"]["input"]["mean"]
     assert mean["psnr"] == pytest.approx((rows["a.png"]["psnr"] + rows["b.png"]["psnr"]) / 2)
     assert mean["psnr_seed_convention"] == pytest.approx(mean["psnr"] + INFLATION_DB)
     markdown = (out / "results.md").read_text()
-    assert f"| input | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['psnr_seed_convention']:.2f} |" in markdown
+    assert (f"| input | {mean['psnr']:.2f} | {mean['ssim']:.4f} | {mean['psnr_gt_mean']:.2f} | "
+            f"{mean['psnr_seed_convention']:.2f} |") in markdown
+    # the input is brighter than its reference by a constant: GT-mean scaling brings it closer
+    assert mean["psnr_gt_mean"] > mean["psnr"]
     assert "| autocontrast |" in markdown
 
 
@@ -90,7 +94,7 @@ def test_model_scores_equal_its_own_enhanced_images(known_pairs, tiny_model_dir,
         enhanced = processor.post_process_image_to_image(model(inputs["pixel_values"]).reconstruction, inputs["original_sizes"])[0]
     expected = psnr(enhanced, PIL.Image.open(known_pairs / "high" / "a.png"))
     row = next(r for r in report["methods"]["tiny"]["images"] if r["name"] == "a.png")
-    assert row["psnr"] == pytest.approx(expected, abs=1e-6)
+    assert row["psnr"] == pytest.approx(expected, abs=1e-4)
     saved = PIL.Image.open(out / "images" / "tiny" / "a.png")
     assert np.array_equal(np.asarray(saved), np.asarray(enhanced))
 

@@ -1,23 +1,22 @@
 """Saving and loading like a Hub repo (issue 4, points 4 and 5): local package, remote code, fake Hub cache, pipeline."""
 
+import copy
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoImageProcessor, AutoModel, pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
 
-from modeling_mirnet import MIRNetImageProcessor, MIRNetImageToImagePipeline, MIRNetModel
+from modeling_mirnet import MIRNetImageProcessor, MIRNetImageToImagePipeline, MIRNetModel, mirnet_pipeline
 from modeling_mirnet.hub import ModelLoadError, load_mirnet, push_folder_to_hub, save_for_hub
 
-from conftest import random_image, tiny_config
+from conftest import random_image, run_without_package, tiny_config
 
-CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py"}
+CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py", "inference.py"}
 
 
 def test_saved_folder_has_weights_config_processor_and_code(tiny_model_dir):
@@ -55,10 +54,9 @@ def test_remote_code_in_a_process_without_the_package(tiny_model_dir, tmp_path):
     model = MIRNetModel.from_pretrained(tiny_model_dir)
     x = torch.rand(1, 3, 24, 32)
     torch.save({"x": x, "y": model(x).reconstruction.detach()}, tmp_path / "io.pt")
-    script = textwrap.dedent(
+    result = run_without_package(
         """
-        import sys, torch, importlib.util
-        assert importlib.util.find_spec("modeling_mirnet") is None, "package must not be importable here"
+        import sys, torch
         from transformers import AutoModel, AutoImageProcessor, pipeline
         from PIL import Image
         folder, io = sys.argv[1], torch.load(sys.argv[2])
@@ -69,26 +67,49 @@ def test_remote_code_in_a_process_without_the_package(tiny_model_dir, tmp_path):
         assert type(processor).__name__ == "MIRNetImageProcessor"
         enhance = pipeline("image-to-image", model=folder, trust_remote_code=True)
         out = enhance(Image.new("RGB", (37, 21), (10, 20, 30)))
-        print("OK", out.size, out.mode)
-        """
-    )
-    site = os.path.dirname(os.path.dirname(torch.__file__))
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
-    # run from an empty folder with only site-packages: the editable install is hidden by -I and a filtered path
-    bootstrap = (
-        "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' in p or 'lib/python' in p]; "
-        "import importlib.metadata as m, sys; "
-        f"sys.path[:] = [p for p in sys.path if not p.startswith({os.path.dirname(os.path.dirname(__file__))!r})]; "
-        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__.lower() and '__editable__' not in repr(f)]; "
-        f"exec(open({str(tmp_path / 'check.py')!r}).read())"
-    )
-    (tmp_path / "check.py").write_text(script)
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", bootstrap, str(tiny_model_dir), str(tmp_path / "io.pt")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        tiled = enhance(Image.new("RGB", (70, 40), (10, 20, 30)), tile_size=32, tile_overlap=8, precision="bf16")
+        print("OK", out.size, out.mode, tiled.size)
+        """,
+        tiny_model_dir, tmp_path / "io.pt", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK (37, 21) RGB" in result.stdout
+    assert "OK (37, 21) RGB (70, 40)" in result.stdout
+
+
+def test_the_test_process_really_lacks_the_package_but_has_torch(tmp_path):
+    result = run_without_package("import torch, transformers; import modeling_mirnet", cwd=tmp_path)
+    assert result.returncode == 1 and "No module named 'modeling_mirnet'" in result.stderr
+
+
+def test_save_for_hub_leaves_the_model_config_as_it_was(tiny_model_dir, tmp_path):
+    model = AutoModel.from_pretrained(tiny_model_dir)  # a loaded config has an auto_map of its own
+    before = copy.deepcopy(model.config.to_dict())
+    save_for_hub(model, tmp_path / "again")
+    assert model.config.to_dict() == before
+    fresh = MIRNetModel(tiny_config())
+    assert getattr(fresh.config, "auto_map", None) is None
+    save_for_hub(fresh, tmp_path / "fresh")
+    assert getattr(fresh.config, "auto_map", None) is None and getattr(fresh.config, "custom_pipelines", None) is None
+    assert json.loads((tmp_path / "fresh" / "config.json").read_text())["auto_map"]["AutoModelForImageToImage"]
+
+
+def test_importing_the_package_registers_no_pipeline_task():
+    assert "image-to-image" not in PIPELINE_REGISTRY.get_supported_tasks()
+
+
+def test_mirnet_pipeline_without_trust_remote_code(tiny_model_dir, low_light_image):
+    enhance = mirnet_pipeline(tiny_model_dir, device="cpu")
+    assert isinstance(enhance, MIRNetImageToImagePipeline)
+    remote = pipeline("image-to-image", model=str(tiny_model_dir), trust_remote_code=True)
+    np.testing.assert_array_equal(np.asarray(enhance(low_light_image)), np.asarray(remote(low_light_image)))
+    model, _ = load_mirnet(tiny_model_dir)
+    progress = []
+    tiled = mirnet_pipeline(model, tile_size=32, tile_overlap=8)(low_light_image, on_tile=lambda *p: progress.append(p))
+    assert tiled.size == low_light_image.size and progress[-1] == (12, 12)  # 60x84: 3 x 4 tiles of 32 px
+    # precision: a constructor default or a call parameter; bf16 autocast stays within a few 8-bit levels here
+    bf16 = mirnet_pipeline(model, precision="bf16")(low_light_image)
+    fp32 = enhance(low_light_image, precision="fp32")
+    assert np.abs(np.asarray(bf16).astype(int) - np.asarray(fp32)).max() <= 4
 
 
 def make_fake_hub_cache(folder, cache, repo_id="org/mirnet-lol"):
@@ -139,17 +160,23 @@ def test_push_uploads_the_saved_folder(tiny_model_dir, monkeypatch):
         def __init__(self, token=None):
             calls["token"] = token
 
-        def create_repo(self, repo_id, private, exist_ok):
-            calls["repo"] = (repo_id, private, exist_ok)
+        def create_repo(self, repo_id, repo_type, private, exist_ok):
+            calls["repo"] = (repo_id, repo_type, private, exist_ok)
 
-        def upload_folder(self, folder_path, repo_id, commit_message):
-            calls["files"] = sorted(os.listdir(folder_path))
+        def upload_folder(self, folder_path, repo_id, repo_type, commit_message):
+            calls.setdefault("files", []).append((repo_type, sorted(os.listdir(folder_path))))
             return "commit-url"
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     assert push_folder_to_hub(tiny_model_dir, "org/mirnet-lol", token="t") == "commit-url"
-    assert calls["repo"] == ("org/mirnet-lol", False, True)
-    assert {"model.safetensors", "config.json", "preprocessor_config.json", "modeling_mirnet.py"} <= set(calls["files"])
+    assert calls["repo"] == ("org/mirnet-lol", "model", False, True)
+    assert len(calls["files"]) == 1 and calls["files"][0][0] == "model"  # one commit
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "modeling_mirnet.py"} <= set(calls["files"][0][1])
+    # the same helper uploads a dataset folder (train/prepare_dataset.py --push-to-hub): no model files required
+    calls.clear()
+    (tiny_model_dir.parent / "dataset").mkdir(exist_ok=True)
+    push_folder_to_hub(tiny_model_dir.parent / "dataset", "org/lol", repo_type="dataset")
+    assert calls["repo"] == ("org/lol", "dataset", False, True) and calls["files"][0][0] == "dataset"
 
 
 def test_push_refuses_an_incomplete_folder(tmp_path):

@@ -158,3 +158,84 @@ def test_zero_size_and_bad_arrays(processor):
         processor(np.zeros((5, 5, 7), dtype=np.uint8))
     with pytest.raises(ImageLoadError, match="PIL image, numpy array"):
         processor(42)
+
+
+# --- settings: do_rescale, rescale_factor, do_pad, size_divisor, return_tensors, at init and per call -------
+
+
+def test_do_rescale_false_takes_values_as_they_are(processor):
+    mask = np.zeros((8, 8, 3), dtype=np.uint8)
+    mask[2:5, 3:6] = 1  # integer data already in [0, 1]
+    pixels = processor(mask, do_rescale=False)["pixel_values"]
+    torch.testing.assert_close(pixels[0], torch.from_numpy(mask.astype(np.float32)).permute(2, 0, 1))
+    assert processor(mask)["pixel_values"].max().item() == pytest.approx(1 / 255)  # rescaled by default
+    with pytest.raises(ImageLoadError, match=r"do_rescale=False nothing is rescaled"):
+        processor(random_image(8, 8), do_rescale=False)  # an 8-bit photo: 0..255 is not in [0, 1]
+    # float data is never rescaled, whatever do_rescale says
+    floats = np.random.default_rng(0).random((8, 8, 3), dtype=np.float32)
+    torch.testing.assert_close(processor(floats, do_rescale=False)["pixel_values"], processor(floats)["pixel_values"])
+
+
+def test_do_rescale_false_is_saved_and_used(tmp_path):
+    MIRNetImageProcessor(do_rescale=False).save_pretrained(tmp_path)
+    loaded = MIRNetImageProcessor.from_pretrained(tmp_path)
+    assert loaded.do_rescale is False
+    ones = np.ones((8, 8), dtype=np.uint8)
+    assert loaded(ones)["pixel_values"].min().item() == 1.0
+    assert loaded(ones * 255, do_rescale=True)["pixel_values"].min().item() == 1.0
+
+
+def test_rescale_factor_applies_to_8_bit_data_only(processor):
+    data = np.full((8, 8, 3), 100, dtype=np.uint8)
+    assert processor(data, rescale_factor=1 / 100)["pixel_values"].max().item() == 1.0
+    with pytest.raises(ImageLoadError, match=r"dividing the integer data by 50"):
+        processor(data, rescale_factor=1 / 50)  # 100 / 50 = 2: out of range is an error, not a silent clip
+    sixteen = np.full((8, 8), 65535, dtype=np.uint16)
+    assert processor(sixteen, rescale_factor=1 / 100)["pixel_values"].max().item() == 1.0  # always its own range
+
+
+def test_do_pad_and_size_divisor_per_call(processor):
+    image = random_image(10, 13)
+    assert processor(image)["pixel_values"].shape[-2:] == (12, 16)
+    assert processor(image, size_divisor=8)["pixel_values"].shape[-2:] == (16, 16)
+    assert processor(image, do_pad=False)["pixel_values"].shape[-2:] == (10, 13)
+    # different sizes still have to be stacked: padded to the largest only
+    batch = processor([image, random_image(6, 20)], do_pad=False)
+    assert batch["pixel_values"].shape[-2:] == (10, 20) and batch["original_sizes"] == [[10, 13], [6, 20]]
+    # None keeps the processor's own setting, and a call does not change it
+    assert processor(image, do_pad=None, size_divisor=None)["pixel_values"].shape[-2:] == (12, 16)
+    assert (processor.do_pad, processor.size_divisor) == (True, 4)
+
+
+def test_return_tensors(processor):
+    image = random_image(8, 8)
+    assert isinstance(processor(image)["pixel_values"], torch.Tensor)
+    for kind in ("np", None):
+        pixels = processor(image, return_tensors=kind)["pixel_values"]
+        assert isinstance(pixels, np.ndarray) and pixels.dtype == np.float32
+    with pytest.raises(ValueError, match="return_tensors"):
+        processor(image, return_tensors="tf")
+
+
+def test_unknown_keywords_are_refused_by_name(processor):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) do_resacle, sizedivisor; it accepts"):
+        processor(random_image(8, 8), do_resacle=False, sizedivisor=8)
+    with pytest.raises(TypeError, match="do_normalize"):
+        processor(random_image(8, 8), do_normalize=True)  # MIRNet takes [0, 1] input, never normalised
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"do_rescale": "no"}, "do_rescale must be True or False"),
+        ({"do_pad": 1}, "do_pad must be True or False"),
+        ({"size_divisor": 0}, "size_divisor must be a positive integer"),
+        ({"max_pixels": 2.5}, "max_pixels must be a positive integer"),
+        ({"rescale_factor": 0}, "rescale_factor must be a positive number"),
+    ],
+)
+def test_bad_settings_give_clear_errors(processor, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        processor(random_image(8, 8), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        MIRNetImageProcessor(**kwargs)

@@ -1,5 +1,7 @@
 """Architecture (issue 4, point 2): shapes, parameter counts of the official structure, residual, errors."""
 
+import json
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
@@ -18,7 +20,7 @@ def count(model):
 
 def test_default_config_is_the_official_v1():
     config = MIRNetConfig()
-    assert (config.num_rrg, config.num_mrb, config.num_features, config.height, config.width) == (3, 2, 64, 3, 2)
+    assert (config.num_rrg, config.num_mrb, config.num_features, config.num_streams, config.num_dau_columns) == (3, 2, 64, 3, 2)
     assert config.stream_channels == [64, 128, 256]
     assert config.size_divisor == 4
 
@@ -39,7 +41,9 @@ def test_auto_classes_are_registered():
     assert type(AutoModelForImageToImage.from_config(config)) is MIRNetModel
 
 
-@pytest.mark.parametrize("overrides", [{}, {"height": 2, "width": 3}, {"height": 4, "share_dau_columns": False}, {"bias": True}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"num_streams": 2, "num_dau_columns": 3}, {"num_streams": 4, "share_dau_columns": False}, {"bias": True}]
+)
 def test_forward_shapes_and_loss(overrides):
     model = MIRNetModel(tiny_config(**overrides)).eval()
     x = torch.rand(2, 3, 32, 48)
@@ -59,7 +63,7 @@ def test_network_predicts_a_residual_added_to_the_input():
 
 
 def test_skff_weights_are_a_softmax_across_streams():
-    skff = SKFF(channels=8, height=3)
+    skff = SKFF(channels=8, num_streams=3)
     same = torch.rand(1, 8, 4, 4)
     # identical streams: whatever the attention, a convex combination of equal tensors is that tensor
     torch.testing.assert_close(skff([same, same, same]), same)
@@ -103,7 +107,9 @@ def test_bad_pixel_values_give_clear_errors(tiny_model, bad, message):
     "kwargs, message",
     [
         ({"num_rrg": 0}, "num_rrg"),
-        ({"height": 1.5}, "height"),
+        ({"num_streams": 1.5}, "num_streams"),
+        ({"num_dau_columns": 0}, "num_dau_columns"),
+        ({"height": 1.5}, r"height \(the old name of num_streams\)"),
         ({"kernel_size": 4}, "odd"),
         ({"loss_type": "mse"}, "loss_type"),
         ({"num_features": 4, "reduction": 8}, "reduction"),
@@ -116,11 +122,34 @@ def test_config_validation(kwargs, message):
 
 
 def test_config_round_trip(tmp_path):
-    config = tiny_config(width=3, loss_type="l1")
+    config = tiny_config(num_dau_columns=3, loss_type="l1")
     config.save_pretrained(tmp_path)
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, MIRNetConfig)
-    assert (loaded.width, loaded.loss_type, loaded.num_features) == (3, "l1", 8)
+    assert (loaded.num_dau_columns, loaded.loss_type, loaded.num_features) == (3, "l1", 8)
+
+
+def test_official_height_and_width_names_still_work(tmp_path):
+    """`height`/`width` (the official names, and this package's before the rename) are aliases, in and out."""
+    config = MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1, height=4, width=3)
+    assert (config.num_streams, config.num_dau_columns) == (4, 3)
+    assert (config.height, config.width, config.size_divisor, config.stream_channels) == (4, 3, 8, [8, 16, 32, 64])
+    config.height = 2
+    assert config.num_streams == 2 and config.size_divisor == 2
+    saved = config.to_dict()
+    assert "height" not in saved and "width" not in saved and saved["num_streams"] == 2
+    # a config.json written before the rename
+    config.save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    old = json.loads(path.read_text())
+    old["height"], old["width"] = old.pop("num_streams"), old.pop("num_dau_columns")
+    path.write_text(json.dumps(old))
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert (loaded.num_streams, loaded.num_dau_columns, loaded.height) == (2, 3, 2)
+    model = MIRNetModel(loaded)
+    assert len(model.rrgs[0].mrbs[0].skff) == 2 and model.rrgs[0].mrbs[0].num_columns == 3
+    # given both ways, the current name wins
+    assert MIRNetConfig(height=2, num_streams=4).num_streams == 4
 
 
 def test_tile_starts_cover_the_whole_length():

@@ -1,19 +1,21 @@
-"""train/prepare_dataset.py on generated LoL- and SICE-shaped folders (issue 2, point 1)."""
+"""train/prepare_dataset.py on generated LoL- and SICE-shaped folders (issue 2, point 1; --webp-quality: issue 15, item 3)."""
 
 import importlib.util
+import io
+import re
 import shutil
-import sys
 from pathlib import Path
 
 import datasets
 import numpy as np
 import PIL.Image
+import pyarrow.parquet as pq
 import pytest
 
-TRAIN = Path(__file__).resolve().parents[1] / "train"
-sys.path.insert(0, str(TRAIN))
+from modeling_mirnet import data as data_utils
+from modeling_mirnet import metrics
 
-import data_utils  # noqa: E402
+TRAIN = Path(__file__).resolve().parents[1] / "train"
 
 _spec = importlib.util.spec_from_file_location("prepare_dataset", TRAIN / "prepare_dataset.py")
 prep = importlib.util.module_from_spec(_spec)
@@ -222,3 +224,96 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err and (out / "precious.txt").read_text() == "keep me"
     assert prep.main(["lol", "--root", str(root), "--output", str(out), "--test-only", "--overwrite"]) == 0
     assert not (out / "precious.txt").exists() and len(data_utils.load_pairs(out, "test")) == 3
+
+
+# --webp-quality: the optional lossy copy (issue 15, item 3)
+REPORT_LINE = re.compile(r"^  (\w+): high \(reference\) ([\d.]+) / ([\d.]+), low \(input\) ([\d.]+) / ([\d.]+)$", re.M)
+
+
+def stored_rows(out: Path, split: str) -> list[dict]:
+    """The Parquet rows as written: {"low": {"bytes", "path"}, "high": {...}, "name"}, bytes not decoded."""
+    return pq.read_table(out / "data" / f"{split}-00000-of-00001.parquet").to_pylist()
+
+
+def is_webp(data: bytes) -> bool:
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and PIL.Image.open(io.BytesIO(data)).format == "WEBP"
+
+
+def test_webp_quality_stores_a_lossy_copy_and_reports_how_far_it_moved(tmp_path, capsys):
+    root = make_lol(tmp_path / "LOL")
+    out = tmp_path / "lol_q90"
+    assert prep.main(["lol", "--root", str(root), "--output", str(out), "--num-train", "7", "--webp-quality", "90"]) == 0
+    printed = capsys.readouterr().out
+    assert "webp quality 90" in printed and "data range 255" in printed
+    reported = {m[0]: tuple(float(v) for v in m[1:]) for m in REPORT_LINE.findall(printed)}
+    assert list(reported) == ["train", "validation", "test", "all"]
+    # recompute: every stored image is WebP; PSNR of its decoded pixels against the original file's
+    source = {"train": "our485", "validation": "our485", "test": "eval15"}
+    recomputed = {}
+    for split, part in source.items():
+        scores = {"high": [], "low": []}
+        for row in stored_rows(out, split):
+            for column in ("high", "low"):
+                data = row[column]["bytes"]
+                assert is_webp(data), (split, row["name"], column)
+                original = PIL.Image.open(root / part / column / row["name"])
+                scores[column].append(metrics.psnr(PIL.Image.open(io.BytesIO(data)), original))
+        recomputed[split] = scores
+    recomputed["all"] = {c: [v for s in source for v in recomputed[s][c]] for c in ("high", "low")}
+    for split, (high_mean, high_worst, low_mean, low_worst) in reported.items():
+        high, low = recomputed[split]["high"], recomputed[split]["low"]
+        assert (high_mean, high_worst, low_mean, low_worst) == pytest.approx(
+            (np.mean(high), min(high), np.mean(low), min(low)), abs=0.0051  # printed to 2 decimals
+        ), split
+        assert np.isfinite([high_mean, low_mean]).all() and high_worst <= high_mean and low_worst <= low_mean
+    # the card: quality, and the same figures as printed
+    card = (out / "README.md").read_text()
+    assert "WebP quality 90" in card and 'quality=90' in card and "--webp-quality 90" in card and "Files stored byte for byte" not in card
+    assert "high (reference) mean" in card and "high worst" in card
+    for split, (high_mean, high_worst, low_mean, low_worst) in reported.items():
+        assert f"| {split} | {high_mean:.2f} | {high_worst:.2f} | {low_mean:.2f} | {low_worst:.2f} |" in card
+    # it reads like any prepared dataset
+    assert [e["name"] for e in data_utils.load_pairs(out, "test")] == ["100.png", "101.png", "102.png"]
+    # the default is still lossless: the files themselves, so the pixels are identical
+    lossless = tmp_path / "lol"
+    assert prep.main(["lol", "--root", str(root), "--output", str(lossless), "--num-train", "7"]) == 0
+    assert "webp quality" not in capsys.readouterr().out and "WebP" not in (lossless / "README.md").read_text()
+    for split, part in source.items():
+        for row in stored_rows(lossless, split):
+            for column in ("high", "low"):
+                path = root / part / column / row["name"]
+                assert row[column]["bytes"] == path.read_bytes()
+                stored = np.asarray(PIL.Image.open(io.BytesIO(row[column]["bytes"])))
+                assert np.array_equal(stored, np.asarray(PIL.Image.open(path)))
+
+
+def test_sice_webp_quality_encodes_the_resized_images(tmp_path, capsys):
+    root = make_sice(tmp_path / "SICE", n=3, big=300)
+    out = tmp_path / "sice"
+    assert prep.main(["sice", "--root", str(root), "--output", str(out), "--max-side", "120", "--webp-quality", "80"]) == 0
+    reported = {m[0]: m[1:] for m in REPORT_LINE.findall(capsys.readouterr().out)}
+    assert list(reported) == ["train", "validation", "test", "all"]
+    first = stored_rows(out, "train")[0]
+    assert all(is_webp(first[c]["bytes"]) for c in ("low", "high"))
+    assert PIL.Image.open(io.BytesIO(first["high"]["bytes"])).size == (120, 80)  # resized first, then encoded
+    card = (out / "README.md").read_text()
+    assert "WebP quality 80" in card and "--webp-quality 80" in card and "stored as PNG" not in card
+
+
+@pytest.mark.parametrize("dataset", ["lol", "sice"])
+@pytest.mark.parametrize("value", ["0", "101", "-5", "9.5", "high"])
+def test_webp_quality_must_be_an_integer_from_1_to_100(tmp_path, capsys, dataset, value):
+    with pytest.raises(SystemExit) as exit_info:
+        prep.main([dataset, "--root", str(tmp_path), "--output", str(tmp_path / "out"), "--webp-quality", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--webp-quality" in err and "1" in err and "100" in err and repr(value) in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_webp_quality_is_checked_from_python_too(tmp_path):
+    root = make_lol(tmp_path / "LOL", n_train=2, n_test=1)
+    for bad in (0, 101, 9.5, "90", True):
+        with pytest.raises(data_utils.DataError, match="--webp-quality"):
+            prep.prepare_lol(root, tmp_path / "out", test_only=True, webp_quality=bad)
+    assert not (tmp_path / "out").exists()

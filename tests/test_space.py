@@ -12,7 +12,8 @@ pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from modeling_mirnet.hub import load_mirnet  # noqa: E402
+from modeling_mirnet import MIRNetModel  # noqa: E402
+from modeling_mirnet.inference import Enhancer, load_mirnet  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
 
 from space_helpers import EXAMPLES, load_space_app, served  # noqa: E402
@@ -48,19 +49,19 @@ def app_with_model(tiny_model_dir, tmp_path_factory):
 
 
 def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model, tiny_model_dir):
-    _, _, client = app_with_model
+    _, demo, client = app_with_model
     example = EXAMPLES / "lol_780_low.png"
     status, mirnet, baseline, side_by_side, metrics, files = enhance(client, example)
     source = read(example)
     assert LABEL in status and "600x400" in status
+    # the page and the status say where and in which precision MIRNet ran ("auto": bf16 where the CPU has it)
+    precision = "bf16 autocast" if demo.space.dtype == torch.bfloat16 else "fp32"
+    assert f"on CPU (" in status and precision in status and precision in demo.space.notice()
     before, after = (read(p) for p in mirnet)
     assert before.size == after.size == source.size == (600, 400)
     assert np.array_equal(np.asarray(before), np.asarray(source))
     # the MIRNet panel holds exactly what the package computes (PNG: no lossy re-encoding on the way)
-    model, processor = load_mirnet(tiny_model_dir)
-    inputs = processor(source)
-    with torch.inference_mode():
-        expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
+    expected = Enhancer(*load_mirnet(tiny_model_dir), precision=demo.space.precision)(source)
     diff = np.abs(np.asarray(after).astype(int) - np.asarray(expected).astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01  # float rounding between threads, nothing more
     assert np.array_equal(np.asarray(read(baseline[1])), np.asarray(autocontrast(source)))
@@ -105,7 +106,7 @@ def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model
 
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    with pytest.raises((AppError, ValueError)):
+    with pytest.raises(AppError, match=r"empty\.png.*empty file"):
         enhance(client, empty)
 
     bomb = tmp_path / "huge.png"  # 36 MP of one colour: a few kB on disk, too many pixels to decode
@@ -115,7 +116,7 @@ def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model
 
     big_file = tmp_path / "big.png"  # over this app's max_file_size (2 MB): refused before anything runs
     PIL.Image.fromarray(np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)).save(big_file)
-    with pytest.raises(Exception, match="maximum file size|exceeds"):
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
         enhance(client, big_file)
 
     with pytest.raises(AppError, match="not an image"):  # a bad reference is reported too
@@ -162,10 +163,13 @@ def test_without_checkpoint_the_notice_is_shown_and_mirnet_is_not(tmp_path):
     assert read(baseline[1]).size == (600, 400)
 
 
-def test_checkpoint_discovery_and_labels(tiny_model_dir, tmp_path, monkeypatch):
-    app = load_space_app()
-    assert app.parse_checkpoints(["org/mirnet-lol,org/mirnet-sice", "Mine=/models/x"]) == {
+def test_checkpoint_discovery_and_labels(tmp_path, monkeypatch):
+    app = load_space_app()  # LABEL=SOURCE parsing is the package's (tests/test_inference.py)
+    assert app.default_checkpoints(["org/mirnet-lol,org/mirnet-sice", "Mine=/models/x"]) == {
         "LoL": "org/mirnet-lol", "SICE": "org/mirnet-sice", "Mine": "/models/x"}
+    with pytest.raises(SystemExit) as exit_info:  # a label given twice is a usage error of the app's command line
+        app.parse_args(["--model", "LoL=a", "--model", "LoL=b"])
+    assert exit_info.value.code == 2
     monkeypatch.setenv("MIRNET_MODEL", "a/mirnet-lol")
     assert app.default_checkpoints() == {"LoL": "a/mirnet-lol"}
     assert app.default_checkpoints(["SICE=b/c"]) == {"SICE": "b/c"}  # the flag wins over the variable
@@ -193,3 +197,20 @@ def test_hub_ids_load_offline_from_the_cache_and_failures_are_reported(tiny_mode
     notice = space.notice()
     assert "org/not-cached" in notice and "mirnet-broken" in notice and "could not be loaded" in notice
     assert "No trained MIRNet checkpoint" not in notice
+
+
+def test_out_of_memory_gives_the_packages_message_with_a_tile_size(app_with_model, tmp_path, monkeypatch):
+    _, _, client = app_with_model
+
+    def enhance_out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(MIRNetModel, "enhance", enhance_out_of_memory)  # the app runs in this process
+    image = dark_image(tmp_path / "photo.png", 400, 600)
+    with pytest.raises(AppError, match=r"Out of memory on cpu enhancing a 600x400 image as a whole: try tiles of "
+                                       r"288 px \(Tiling: 'always', tile size 288\)"):
+        enhance(client, image, tiling="never")
+    with pytest.raises(AppError, match=r"in tiles of 512 px: try tiles of 256 px \(Tiling: 'always', tile size 256\)"):
+        enhance(client, image, tiling="always", tile_size=512)
+    with pytest.raises(AppError, match=r"in tiles of 128 px: use a smaller image or a device with more memory\.$"):
+        enhance(client, image, tiling="always", tile_size=128)

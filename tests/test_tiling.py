@@ -1,9 +1,12 @@
 """Tiled inference for large photos (issue 4, point 6)."""
 
+import inspect
+
 import pytest
 import torch
 
 from modeling_mirnet import MIRNetModel, tiled_forward
+from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
 from modeling_mirnet.metrics import psnr
 
 from conftest import tiny_config
@@ -49,3 +52,16 @@ def test_tiling_bounds_the_size_the_network_sees(tiny_model, monkeypatch):
 def test_bad_tile_settings(tiny_model, tile, overlap, message):
     with pytest.raises(ValueError, match=message):
         tiny_model.enhance(torch.rand(1, 3, 64, 64), tile_size=tile, tile_overlap=overlap)
+
+
+@pytest.mark.parametrize("height, width, tile, overlap", [(80, 120, 48, 8), (96, 128, 64, 16), (40, 200, 64, 8), (64, 64, 64, 8), (36, 52, None, 32)])
+def test_progress_is_per_call_and_count_tiles_predicts_it(tiny_model, height, width, tile, overlap):
+    calls = []
+    tiny_model.enhance(torch.rand(1, 3, height, width), tile_size=tile, tile_overlap=overlap, on_tile=lambda *c: calls.append(c))
+    total = count_tiles(height, width, tile, overlap)
+    assert calls == [(done, total) for done in range(1, total + 1)]
+
+
+def test_default_overlap_has_one_value():
+    # MIRNetModel.enhance travels with checkpoints and keeps its own default: it must be the package's constant
+    assert inspect.signature(MIRNetModel.enhance).parameters["tile_overlap"].default == DEFAULT_TILE_OVERLAP

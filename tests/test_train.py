@@ -1,6 +1,7 @@
 """train/train.py and train/sweep.py: a CPU smoke run through `accelerate launch` that resumes exactly, the
 exported model folder, config files, and the sweep table."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -14,11 +15,18 @@ import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "train"))
+from modeling_mirnet import data as data_utils
 
-import data_utils  # noqa: E402
 
-TINY_FLAGS = ["--num_rrg", "1", "--num_mrb", "1", "--num_features", "8", "--height", "2", "--width", "1",
+def load_script(name: str):
+    """A train/ script as a module (its functions, without running it)."""
+    spec = importlib.util.spec_from_file_location(f"train_{name}", REPO / "train" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_FLAGS = ["--num_rrg", "1", "--num_mrb", "1", "--num_features", "8", "--num_streams", "2", "--num_dau_columns", "1",
               "--crop_size", "16", "--batch_size", "2", "--max_validation_images", "2"]
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -47,8 +55,8 @@ def dataset_dir(tmp_path_factory):
     )
 
 
-def run(args: list[str], launcher=LAUNCH) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def run(args: list[str], launcher=LAUNCH, **env_extra) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env_extra}
     return subprocess.run([*launcher, str(REPO / "train" / "train.py"), *args], capture_output=True, text=True, env=env, cwd=REPO)
 
 
@@ -70,7 +78,7 @@ def test_resume_continues_exactly(dataset_dir, tmp_path):
     a = load_file(interrupted / "checkpoints" / "epoch_0002" / "model.safetensors")
     b = load_file(straight / "checkpoints" / "epoch_0002" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    drop = lambda h: {k: v for k, v in h.items() if k != "seconds"}  # noqa: E731
+    drop = lambda h: {k: v for k, v in h.items() if not k.endswith("seconds")}  # noqa: E731  (timings differ)
     history_a = [drop(h) for h in json.loads((interrupted / "trainer_state.json").read_text())["history"]]
     history_b = [drop(h) for h in json.loads((straight / "trainer_state.json").read_text())["history"]]
     assert history_a == history_b and len(history_a) == 2
@@ -81,13 +89,50 @@ def test_resume_continues_exactly(dataset_dir, tmp_path):
 
     model_dir = straight / "model"
     model, _ = load_mirnet(model_dir)
-    assert model.config.num_rrg == 1 and model.config.height == 2 and model.config.loss_type == "charbonnier"
+    assert model.config.num_rrg == 1 and model.config.num_streams == 2 and model.config.loss_type == "charbonnier"
     for name in ("README.md", "curves.png", "trainer_state.json", "modeling_mirnet.py", "preprocessor_config.json"):
         assert (model_dir / name).is_file(), name
     card = (model_dir / "README.md").read_text()
     best = max(history_b, key=lambda h: h["val_psnr"])
     assert "model-index" in card and f"{best['val_psnr']:.2f}" in card
     assert PIL.Image.open(straight / "curves.png").size[0] > 100
+
+
+def test_eval_every_validates_every_nth_and_the_last_epoch_and_packages(dataset_dir, tmp_path):
+    """--eval_every 2 over 3 epochs validates epochs 2 and 3 only; each epoch records its time split; the run packages
+    into a Hub folder whose card carries the validation and the test figures."""
+    out = tmp_path / "run"
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "3", "--eval_every", "2", "--output_dir", str(out),
+                  "--report_to", "none"], launcher=[sys.executable])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / "trainer_state.json").read_text())
+    validated = [h["epoch"] for h in state["history"] if h["val_psnr"] is not None]
+    assert validated == [2, 3]
+    assert state["best_epoch"] in (2, 3)
+    for record in state["history"]:
+        assert record["train_seconds"] > 0 and record["checkpoint_seconds"] >= 0 and record["validation_seconds"] >= 0
+        assert record["val_psnr_gt_mean"] is None or record["val_psnr_gt_mean"] > 0
+    training = json.loads((out / "model" / "training_args.json").read_text())
+    assert training["args"]["eval_every"] == 2 and "train/train.py" in training["command"] and training["commit"]
+
+    evaluation = tmp_path / "eval"
+    evaluate = subprocess.run([sys.executable, str(REPO / "train" / "evaluate.py"), "--dataset", str(dataset_dir), "--model",
+                               f"tiny={out / 'model'}", "--baselines", "input", "--output", str(evaluation)],
+                              capture_output=True, text=True, cwd=REPO)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    shipped = tmp_path / "shipped"
+    package = subprocess.run([sys.executable, str(REPO / "train" / "package_model.py"), "--run", str(out), "--evaluation",
+                              str(evaluation / "results.json"), "--output", str(shipped), "--name", "mirnet-tiny"],
+                             capture_output=True, text=True, cwd=REPO)
+    assert package.returncode == 0, package.stderr[-3000:]
+    test = json.loads((evaluation / "results.json").read_text())["methods"]["tiny"]["mean"]
+    card = (shipped / "README.md").read_text()
+    assert "model-index" in card and f"{test['psnr']:.2f}" in card and f"{test['psnr_gt_mean']:.2f}" in card
+    assert "name: mirnet-tiny" in card and training["commit"] in card
+    for name in ("model.safetensors", "config.json", "pipeline_mirnet.py", "curves.png", "test_results.json"):
+        assert (shipped / name).is_file(), name
+    config = json.loads((shipped / "config.json").read_text())
+    assert "custom_pipelines" in config and "AutoModel" in config["auto_map"]
 
 
 def test_training_reduces_loss_and_checkpoints_are_pruned(dataset_dir, tmp_path):
@@ -101,8 +146,7 @@ def test_training_reduces_loss_and_checkpoints_are_pruned(dataset_dir, tmp_path)
 
 
 def test_config_file_and_override(dataset_dir, tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "train"))
-    import train
+    train = load_script("train")
 
     config = REPO / "train" / "configs" / "lol_09_channels_32.yaml"
     args = train.parse_args(["--config", str(config), "--dataset", str(dataset_dir), "--epochs", "3"])
@@ -120,18 +164,86 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
     assert "missing.yaml: no such file" in capsys.readouterr().err
 
 
+# The seed study's 19 runs (its published table; train/configs/README.md): change from the default recipe, epochs, published max val PSNR
+# (max_val=255 convention) and min val loss; None where the study has no figure.
+SEED_STUDY = {
+    1: ({}, 50, 67.5981, 0.0983), 2: ({}, 70, 67.8371, 0.1016), 3: ({"batch_size": 8}, 50, None, None),
+    4: ({"crop_size": 256}, 50, None, None), 5: ({"loss": "rmse"}, 50, 68.2198, None),
+    6: ({"learning_rate": 1e-3}, 50, 65.4208, 0.1269), 7: ({"learning_rate": 1e-5}, 50, 67.083, 0.1049),
+    8: ({"num_mrb": 3}, 50, 68.3952, 0.0965), 9: ({"num_features": 32}, 50, 68.1555, 0.0977),
+    10: ({"num_features": 96}, 50, 67.8281, 0.1009), 11: ({"num_streams": 4}, 50, 67.8437, 0.099),
+    12: ({"num_rrg": 1, "num_mrb": 1}, 50, 67.083, 0.1049), 13: ({}, 70, 66.0102, 0.1217),
+    14: ({"learning_rate": 1e-5}, 70, 66.3333, 0.1244), 15: ({"loss": "rmse"}, 70, 66.0102, 0.1217),
+    16: ({"num_rrg": 4, "num_mrb": 3}, 70, 66.3105, 0.1217), 17: ({"num_rrg": 2}, 70, 66.0889, 0.1217),
+    18: ({"num_rrg": 4}, 70, 66.5826, 0.1262), 19: ({"num_features": 32}, 70, 66.3105, 0.1223),
+}
+DEFAULT_RECIPE = {"loss": "charbonnier", "learning_rate": 1e-4, "batch_size": 4, "crop_size": 128, "num_rrg": 3, "num_mrb": 2,
+                  "num_features": 64, "num_streams": 3, "num_dau_columns": 2}
+
+
 def test_all_nineteen_configs_parse():
-    """The seed study's 19 experiments: LoL 1-12 and SICE 13-19, each a valid train.py config."""
-    import train
+    """The seed study's 19 runs: LoL 1-12 (50 epochs, run 2: 70) and SICE 13-19 (70), each a valid train.py config
+    that changes the default recipe exactly as the study did and records its published figures."""
     import yaml
 
+    train = load_script("train")
+
     configs = sorted((REPO / "train" / "configs").glob("*.yaml"))
-    numbers = {}
+    notes = {}
     for path in configs:
         args = train.parse_args(["--config", str(path)])
-        numbers[yaml.safe_load(path.read_text())["meta"]["number"]] = args.dataset
-    assert sorted(numbers) == list(range(1, 20))
-    assert all(numbers[n] == ("data/lol" if n <= 12 else "data/sice") for n in numbers)
+        meta = yaml.safe_load(path.read_text())["meta"]
+        number = meta["number"]
+        assert number not in notes, f"{path.name}: number {number} used twice"
+        notes[number] = meta.get("note") or ""
+        changed, epochs, psnr, loss = SEED_STUDY[number]
+        lol = number <= 12
+        assert path.name.startswith(f"{'lol' if lol else 'sice'}_{number:02d}_"), path.name
+        assert (args.dataset, meta["dataset"]) == (("data/lol", "LoL") if lol else ("data/sice", "SICE"))
+        assert args.experiment == path.stem and args.output_dir == f"runs/{path.stem}"
+        assert args.epochs == epochs, path.name
+        assert {k: getattr(args, k) for k in DEFAULT_RECIPE} == {**DEFAULT_RECIPE, **changed}, path.name
+        assert {k: v for k, v in meta["changed"].items() if k != "epochs"} == changed, path.name
+        assert meta["seed_reported_val_psnr"] == psnr and meta["seed_reported_min_val_loss"] == loss, path.name
+    assert sorted(notes) == list(range(1, 20))
+    assert all("crashed" in notes[n] and "out of memory" in notes[n] for n in (3, 4))
+    assert "diverged" in notes[6] and all("copy slip" in notes[n] for n in (12, 15, 16, 17))
+
+
+def test_sweep_table_shows_published_true_and_ours(tmp_path):
+    """--table_only on fake run folders: published figure, published - 48.13 dB and ours side by side; epochs that
+    were not validated (--eval_every) are skipped; minutes = train + validation seconds, else the last `seconds`."""
+    sweep = load_script("sweep")
+
+    root = tmp_path / "runs"
+    history = [
+        {"epoch": 1, "val_loss": 0.12, "val_psnr": 18.0, "val_ssim": 0.6, "seconds": 95.0, "train_seconds": 60.0, "validation_seconds": 30.0},
+        {"epoch": 2, "val_loss": None, "val_psnr": None, "val_ssim": None, "seconds": 160.0, "train_seconds": 60.0, "validation_seconds": 0.0},
+        {"epoch": 3, "val_loss": 0.09, "val_psnr": 19.25, "val_ssim": 0.7, "seconds": 260.0, "train_seconds": 60.0, "validation_seconds": 30.0},
+    ]
+    old_history = [{"epoch": 1, "val_loss": 0.2, "val_psnr": 15.5, "val_ssim": 0.5, "seconds": 600.0}]
+    configs = []
+    for name, meta, runs in (
+        ("exp_a", "  number: 1\n  changed: {}\n  seed_reported_val_psnr: 67.5981\n  seed_reported_min_val_loss: 0.0983\n"
+                  "  note: \"copy slip? same as run 7\"\n", history),
+        ("exp_b", "  number: 3\n  changed: {batch_size: 8}\n  seed_reported_val_psnr: null\n  seed_reported_min_val_loss: null\n"
+                  "  note: \"crashed (out of memory)\"\n", old_history),
+    ):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"meta:\n{meta}experiment: {name}\ndataset: data/lol\nepochs: {len(runs)}\n")
+        (root / name).mkdir(parents=True)
+        (root / name / "trainer_state.json").write_text(json.dumps({"epoch": len(runs), "history": runs}))
+        configs.append(str(path))
+    assert sweep.main([*configs, "--table_only", "--output_root", str(root)]) == 0
+
+    rows = json.loads((root / "sweep_results.json").read_text())
+    assert rows[0]["seed_true_val_psnr"] == pytest.approx(67.5981 - 48.1308, abs=1e-3)
+    assert (rows[0]["max_val_psnr"], rows[0]["best_epoch"], rows[0]["min_val_loss"], rows[0]["epochs_done"]) == (19.25, 3, 0.09, 3)
+    assert rows[0]["train_minutes"] == pytest.approx(4.0) and rows[1]["train_minutes"] == pytest.approx(10.0)
+    table = (root / "sweep_results.md").read_text()
+    assert "published (+48.13)" in table and "published - 48.13 (true)" in table and "ours (true" in table
+    assert "| 1 | exp_a | (baseline) | 3/3 | 0.0983 | 0.09000 | 67.5981 | 19.47 | 19.25 | 3 | 0.7000 | 4.0 | copy slip? same as run 7 |" in table
+    assert "| 3 | exp_b | batch_size=8 | 1/1 | n/a | 0.20000 | n/a | n/a | 15.50 | 1 | 0.5000 | 10.0 | crashed (out of memory) |" in table
 
 
 @pytest.mark.parametrize(
@@ -140,6 +252,7 @@ def test_all_nineteen_configs_parse():
         (["--dataset", "/no/such/folder"], "no such dataset folder"),
         (["--validation_split", "dev"], "no split 'dev'"),
         (["--crop_size", "64"], "smaller than --crop_size 64"),
+        (["--init_from", "/no/such/model"], "no such model folder"),
     ],
 )
 def test_bad_input_is_reported(dataset_dir, tmp_path, extra, message):
@@ -156,8 +269,8 @@ def test_sweep_runs_configs_and_writes_table(dataset_dir, tmp_path):
         path = tmp_path / f"exp_{n}.yaml"
         path.write_text(
             f"meta:\n  number: {n}\n  changed: {{num_features: {features}}}\n  seed_reported_val_psnr: {66.0 + n}\n"
-            f"experiment: exp_{n}\ndataset: {dataset_dir}\nnum_rrg: 1\nnum_mrb: 1\nnum_features: {features}\nheight: 2\n"
-            "width: 1\ncrop_size: 16\nbatch_size: 2\nepochs: 1\nreport_to: none\n"
+            f"experiment: exp_{n}\ndataset: {dataset_dir}\nnum_rrg: 1\nnum_mrb: 1\nnum_features: {features}\nnum_streams: 2\n"
+            "num_dau_columns: 1\ncrop_size: 16\nbatch_size: 2\nepochs: 1\nreport_to: none\n"
         )
         configs.append(str(path))
     out = tmp_path / "sweep"
@@ -174,3 +287,38 @@ def test_sweep_runs_configs_and_writes_table(dataset_dir, tmp_path):
     assert rows[0]["seed_true_val_psnr"] == pytest.approx(67.0 - 48.1308, abs=1e-3)
     table = (out / "sweep_results.md").read_text()
     assert "| 2 | exp_2 | num_features=16 | 1/1 |" in table and "18.87" in table
+
+
+def test_init_from_refuses_model_flags_that_contradict_the_model(dataset_dir, tiny_model_dir, tmp_path):
+    """--init_from takes the architecture from the model: a model flag that says otherwise is an error, not ignored."""
+    common = ["--dataset", str(dataset_dir), "--init_from", str(tiny_model_dir), "--crop_size", "16", "--batch_size", "2",
+              "--epochs", "1", "--output_dir", str(tmp_path / "r"), "--report_to", "none"]
+    result = run([*common, "--num_features", "16"], launcher=[sys.executable])
+    assert result.returncode == 2 and "--num_features 16 (the model has 8)" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run([*common, "--num_features", "8"], launcher=[sys.executable])  # agreeing flags are fine
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_processes_train_and_resume(dataset_dir, tmp_path):
+    """Two CPU processes (gloo): the run trains, stops for --stop_after_epoch on both ranks, resumes, and validates
+    every pair exactly once (the validation pairs are split between the ranks, not duplicated)."""
+    # accelerate's multi-process launcher (torchrun); ACCELERATE_USE_CPU keeps both ranks on the CPU (gloo backend)
+    two = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533"]
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--output_dir", str(tmp_path / "ddp"), "--report_to", "none"]
+    first = run([*common, "--stop_after_epoch", "1"], launcher=two, ACCELERATE_USE_CPU="true")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "on 2 process(es)" in first.stdout  # really two ranks, not one
+    second = run([*common, "--resume", "latest"], launcher=two, ACCELERATE_USE_CPU="true")
+    assert second.returncode == 0, second.stderr[-3000:]
+    state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and "resumed from" in second.stdout
+    # the validation mean over two ranks equals a single-process evaluation of the same weights
+    from modeling_mirnet.evaluation import decode_pairs, score_pairs
+    from modeling_mirnet.hub import load_mirnet
+
+    model, _ = load_mirnet(tmp_path / "ddp" / "model")
+    pairs = decode_pairs(data_utils.load_pairs(dataset_dir, "validation"), limit=2)
+    best = state["history"][state["best_epoch"] - 1]
+    assert best["val_psnr"] == pytest.approx(float(np.mean(score_pairs(model, pairs)["psnr"])), abs=1e-3)

@@ -21,46 +21,35 @@ Writes OUTPUT/results.json (per-image and mean figures, the command, the dataset
 # 1. Imports
 # ----------------------------------------------------------------------------------------------------------------
 import argparse
-import functools
 import json
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # train/ helpers when run as a script
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data_utils import DataError, load_pairs  # noqa: E402
-
-from modeling_mirnet.cli import pick_device  # noqa: E402
-from modeling_mirnet.hub import ModelLoadError, enhance_image, load_mirnet  # noqa: E402
-from modeling_mirnet.metrics import BASELINES, INFLATION_DB, psnr, ssim  # noqa: E402
+from modeling_mirnet.data import DataError, load_pairs
+from modeling_mirnet.evaluation import decode_pairs, image_to_uint8_tensor, score_images, score_pairs
+from modeling_mirnet.inference import (
+    DEFAULT_TILE_OVERLAP,
+    PRECISIONS,
+    DeviceError,
+    ModelLoadError,
+    load_mirnet,
+    parse_model_specs,
+    pick_device,
+    resolve_dtype,
+)
+from modeling_mirnet.metrics import BASELINES, INFLATION_DB
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 2. Methods: a checkpoint or a baseline, each a function PIL image -> PIL image
 # ----------------------------------------------------------------------------------------------------------------
-def parse_model_spec(spec: str) -> tuple[str, str]:
-    """'LABEL=PATH_OR_ID' -> (label, path); a bare path or id is labelled by its last component."""
-    if "=" in spec:
-        label, _, path = spec.partition("=")
-        if label and path:
-            return label, path
-    return Path(spec.rstrip("/")).name or spec, spec
-
-
-def model_method(name_or_path: str, device: torch.device, tile_size: int | None = None, tile_overlap: int = 32):
-    """A function enhancing one PIL image with the checkpoint at `name_or_path` (folder or Hub id)."""
-    model, processor = load_mirnet(name_or_path, device=device)
-    return functools.partial(enhance_image, model, processor, tile_size=tile_size, tile_overlap=tile_overlap)
-
-
 def lpips_metric(device: torch.device):
     """LPIPS(AlexNet) as a function of two PIL images, or None when the package or its weights are unavailable."""
     try:
@@ -85,34 +74,67 @@ def lpips_metric(device: torch.device):
 # ----------------------------------------------------------------------------------------------------------------
 # 3. Evaluation loop
 # ----------------------------------------------------------------------------------------------------------------
-def evaluate(dataset, methods: dict, lpips_fn=None, save_images: Path | None = None, progress: bool = True) -> dict:
-    """Score every method on every pair of `dataset` (columns low, high, name).
+def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images: Path | None = None, progress: bool = True,
+             tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, autocast_dtype: torch.dtype | None = None) -> dict:
+    """Score checkpoints (`models`: label -> MIRNetModel) and baselines (label -> PIL function) on every pair.
 
-    Returns {"methods": {label: {"mean": {...}, "images": [{"name", "psnr", "ssim", ["lpips"]}, ...]}}, "n": N}.
+    The pairs are decoded once; checkpoints run through `modeling_mirnet.evaluation.score_pairs` (the loop training
+    validates with) and baselines through the same metrics (`score_images`). Returns
+    {"methods": {label: {"mean": {...}, "images": [{"name", "psnr", "psnr_gt_mean", "ssim", ["lpips"]}, ...]}}, "n": N}.
     """
-    results = {label: [] for label in methods}
-    for example in tqdm(dataset, total=len(dataset), desc="evaluating", unit="image", disable=not progress):
-        low, high, name = example["low"], example["high"], example["name"]
-        for label, method in methods.items():
-            output = method(low)
-            if output.size != high.size:
-                raise DataError(f"{name}: {label} returned {output.size[0]}x{output.size[1]}, reference is {high.size[0]}x{high.size[1]}")
-            row = {"name": name, "psnr": psnr(output, high), "ssim": ssim(output, high)}
+    try:
+        pairs = decode_pairs(dataset)
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    references = [to_pil(high) for high in pairs.highs]
+    results = {}
+
+    def keep(label):
+        """on_output callback: LPIPS and --save-images need the 8-bit outputs."""
+        def store(index, pixels):
+            image = to_pil(pixels)
             if lpips_fn is not None:
-                row["lpips"] = lpips_fn(output, high)
-            results[label].append(row)
+                results[label][index]["lpips"] = lpips_fn(image, references[index])
             if save_images is not None:
-                folder = save_images / label
-                folder.mkdir(parents=True, exist_ok=True)
-                output.save(folder / f"{Path(name).stem}.png")
+                (save_images / label).mkdir(parents=True, exist_ok=True)
+                image.save(save_images / label / f"{Path(pairs.names[index]).stem}.png")
+        return store if (lpips_fn is not None or save_images is not None) else None
+
+    for label, model in models.items():
+        results[label] = [{"name": name} for name in pairs.names]
+        bar = tqdm(total=len(pairs), desc=label, unit="image", disable=not progress)
+        scores = score_pairs(model, pairs, batch_size=1, autocast_dtype=autocast_dtype, tile_size=tile_size,
+                             tile_overlap=tile_overlap, on_output=keep(label), progress=lambda done, total: bar.update(done - bar.n))
+        bar.close()
+        for key, values in scores.items():
+            for row, value in zip(results[label], values):
+                row[key] = value
+    for label, method in baselines.items():
+        results[label] = [{"name": name} for name in pairs.names]
+        store = keep(label)
+        for i, low in enumerate(tqdm(pairs.lows, desc=label, unit="image", disable=not progress)):
+            output = method(to_pil(low))
+            if output.size != references[i].size:
+                raise DataError(f"{pairs.names[i]}: {label} returned {output.size[0]}x{output.size[1]}, "
+                                f"reference is {references[i].size[0]}x{references[i].size[1]}")
+            pixels = image_to_uint8_tensor(output)
+            for key, values in score_images(pixels[None], pairs.highs[i][None]).items():
+                results[label][i][key] = values[0]
+            if store is not None:
+                store(i, pixels)
     summary = {}
     for label, rows in results.items():
-        metrics = [k for k in ("psnr", "ssim", "lpips") if rows and k in rows[0]]
+        metrics = [k for k in ("psnr", "psnr_gt_mean", "ssim", "lpips") if rows and k in rows[0]]
         mean = {k: float(np.mean([r[k] for r in rows])) for k in metrics}
         if "psnr" in mean:
             mean["psnr_seed_convention"] = mean["psnr"] + INFLATION_DB
         summary[label] = {"mean": mean, "images": rows}
-    return {"n": len(dataset), "methods": summary}
+    return {"n": len(pairs), "methods": summary}
+
+
+def to_pil(pixels: torch.Tensor) -> PIL.Image.Image:
+    """(3, H, W) uint8 tensor -> RGB PIL image."""
+    return PIL.Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -132,16 +154,19 @@ def markdown_report(report: dict) -> str:
         f"Command: `{report['command']}`",
         "",
         "PSNR: data range 1, RGB, on the uint8 output, mean over images. SSIM: 11x11 Gaussian, sigma 1.5. "
+        "GT-mean: the output scaled to its reference's mean gray level before scoring (removes the global exposure error; "
+        "the KinD/LLFlow convention, never mixed with plain PSNR in a ranking). "
         f"'Seed convention' = PSNR + {INFLATION_DB:.2f} dB (max_val=255 on [0,1] images, as in the seed study); "
         "shown only for comparison with its figures.",
         "",
-        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, seed convention (dB) |",
-        "|---|---:|---:|" + ("---:|" if has_lpips else "") + "---:|",
+        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, GT-mean (dB) | PSNR, seed convention (dB) |",
+        "|---|---:|---:|" + ("---:|" if has_lpips else "") + "---:|---:|",
     ]
     for label, m in methods.items():
         mean = m["mean"]
         lpips_cell = f" {mean['lpips']:.4f} |" if has_lpips and "lpips" in mean else (" n/a |" if has_lpips else "")
-        lines.append(f"| {label} | {_fmt(mean['psnr'], 2)} | {mean['ssim']:.4f} |{lpips_cell} {_fmt(mean['psnr_seed_convention'], 2)} |")
+        lines.append(f"| {label} | {_fmt(mean['psnr'], 2)} | {mean['ssim']:.4f} |{lpips_cell} {_fmt(mean['psnr_gt_mean'], 2)} | "
+                     f"{_fmt(mean['psnr_seed_convention'], 2)} |")
     labels = list(methods)
     lines += ["", "## Per image (PSNR dB / SSIM)", "", "| image | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     names = [r["name"] for r in methods[labels[0]]["images"]] if labels else []
@@ -169,8 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES), help="baselines to include (default: all)"
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ...")
+    parser.add_argument("--dtype", choices=list(PRECISIONS), default="fp32",
+                        help="precision of the checkpoints' forward pass (autocast; auto = bf16 where the hardware has it). "
+                             "fp32 by default: the reference figures")
     parser.add_argument("--tile", type=int, default=None, help="tile size for large images (default: whole image)")
-    parser.add_argument("--tile-overlap", type=int, default=32)
+    parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     parser.add_argument("--lpips", choices=["auto", "on", "off"], default="auto", help="auto: when the lpips package works")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs (quick checks)")
     parser.add_argument("--save-images", action="store_true", help="also write each method's outputs to OUTPUT/images/")
@@ -188,18 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             dataset = dataset.select(range(min(args.limit, len(dataset))))
         device = pick_device(args.device)
-        methods = {}
-        for spec in args.model:
-            label, path = parse_model_spec(spec)
-            if label in methods:
-                raise DataError(f"two models labelled {label!r}: name them with LABEL=PATH")
-            methods[label] = model_method(path, device, args.tile, args.tile_overlap)
-        methods.update({name: BASELINES[name] for name in args.baselines})
+        try:  # a bare folder or Hub id is labelled by its last component
+            sources = parse_model_specs(args.model, label_for=lambda source: Path(source.rstrip("/")).name or source)
+        except ValueError as err:
+            raise DataError(str(err)) from None
+        models = {label: load_mirnet(source, device=device)[0] for label, source in sources.items()}
+        autocast_dtype = resolve_dtype(args.dtype, device)
+        baselines = {name: BASELINES[name] for name in args.baselines}
         lpips_fn = None if args.lpips == "off" else lpips_metric(device)
         if args.lpips == "on" and lpips_fn is None:
             raise DataError("--lpips on: the lpips package (and its AlexNet weights) is not available; pip install lpips")
-        report = evaluate(dataset, methods, lpips_fn, args.output / "images" if args.save_images else None)
-    except (DataError, ModelLoadError) as err:
+        report = evaluate(dataset, models, baselines, lpips_fn, args.output / "images" if args.save_images else None,
+                          tile_size=args.tile, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype)
+    except (DataError, ModelLoadError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report = {"dataset": str(args.dataset), "split": args.split, "command": shlex.join(["python", "train/evaluate.py", *(argv if argv is not None else sys.argv[1:])]), **report}

@@ -4,6 +4,7 @@
     python train/prepare_dataset.py lol  --root /path/to/LOLdataset --output data/lol  [--push-to-hub org/lol]
     python train/prepare_dataset.py lol  --root ../shared/data/lol --output data/lol-test --test-only
     python train/prepare_dataset.py sice --root /path/to/SICE/Dataset_Part1 --output data/sice [--max-side 1200]
+    python train/prepare_dataset.py lol  --root /path/to/LOLdataset --output data/lol-webp95 --webp-quality 95
 
 The output folder holds `data/{train,validation,test}-00000-of-00001.parquet` (columns `low`: the under-exposed
 input, `high`: the reference, `name`: the source file name; image bytes embedded) and a dataset card `README.md`.
@@ -25,6 +26,15 @@ exposures) and `Label/<seq>.JPG` (the reference).
     downscaled by the same factor so the longer side is at most --max-side (default 1200; 0 keeps the full size),
     with Lanczos filtering, and stored as PNG.
 
+Lossy copy (--webp-quality Q, either dataset; default: off, the images are stored losslessly as described above):
+    for where size matters (a Hub dataset repo, a machine that may receive only so many MiB). Every image, low and
+    high, is stored as WebP at quality Q (PIL `save(format="WEBP", quality=Q)`, Q an integer 1..100) instead of the
+    lossless bytes: the file itself for LoL, the resized PNG's pixels for SICE. The script prints how far the
+    images moved -- PSNR of the stored WebP against those originals (dB, data range 255, RGB), the mean over the
+    images and the worst, per split and over all splits, for the references (high) and the inputs (low) -- and the
+    dataset card records the quality and the same figures. Scores measured on such a copy are against slightly
+    altered references: compare them only with scores on the same copy.
+
 Missing folders, unpaired names, unreadable images and low/high size mismatches stop the run with a message naming
 the file (exit status 2). An existing non-empty --output is refused unless --overwrite is given, and the dataset is
 written to a temporary folder first, so a failed run never leaves a half-written dataset or touches an old one.
@@ -45,15 +55,13 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from modeling_mirnet.data import DataError, list_images, pair_files, write_dataset
 
-from data_utils import DataError, list_images, pair_files, write_dataset  # noqa: E402
-
-from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image  # noqa: E402
+from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image
 
 LOL_SPLIT = {"train": 300, "validation": 185, "test": 15}
 EXPOSURE_TIME_TAG, EXIF_IFD_TAG = 33434, 0x8769
+WEBP_QUALITY_RANGE = (1, 100)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -109,6 +117,17 @@ def file_rows(pairs: list[tuple[str, Path, Path]]):
     """Rows storing the files byte for byte."""
     for name, low, high in pairs:
         yield {"low": {"bytes": low.read_bytes(), "path": low.name}, "high": {"bytes": high.read_bytes(), "path": high.name}, "name": low.name}
+
+
+def webp_file_rows(pairs: list[tuple[str, Path, Path]], quality: int, moved: dict[str, list[float]]):
+    """Rows storing each file's pixels as WebP at `quality`; each image's PSNR against the file goes to `moved`."""
+    for name, low_path, high_path in pairs:
+        low, high = check_pair(low_path, high_path)
+        yield {
+            "low": {"bytes": webp_bytes(low, quality, moved["low"]), "path": f"{low_path.stem}.webp"},
+            "high": {"bytes": webp_bytes(high, quality, moved["high"]), "path": f"{high_path.stem}.webp"},
+            "name": low_path.name,
+        }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -182,11 +201,15 @@ def split_like_lol(items: list) -> dict[str, list]:
     return {"train": items[:n_train], "validation": items[n_train : n_train + n_validation], "test": items[n_train + n_validation :]}
 
 
-def resized_png(image: PIL.Image.Image, size: tuple[int, int]) -> bytes:
+def resized_rgb(image: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
     if image.size != size:
         image = image.resize(size, PIL.Image.Resampling.LANCZOS)
+    return image.convert("RGB")
+
+
+def resized_png(image: PIL.Image.Image, size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
+    resized_rgb(image, size).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -208,8 +231,96 @@ def sice_rows(sequences: list[tuple[str, Path, Path]], max_side: int):
         yield {"low": {"bytes": resized_png(low, size), "path": f"{seq}_low.png"}, "high": {"bytes": resized_png(high, size), "path": f"{seq}_label.png"}, "name": name}
 
 
+def webp_sice_rows(sequences: list[tuple[str, Path, Path]], max_side: int, quality: int, moved: dict[str, list[float]]):
+    """As sice_rows, but the resized pixels (what the PNG holds) stored as WebP at `quality`; PSNRs to `moved`."""
+    for seq, low_path, label_path in sequences:
+        low, high = check_pair(low_path, label_path)
+        size = target_size(low.size, max_side)
+        low, high = resized_rgb(low, size), resized_rgb(high, size)
+        yield {
+            "low": {"bytes": webp_bytes(low, quality, moved["low"]), "path": f"{seq}_low.webp"},
+            "high": {"bytes": webp_bytes(high, quality, moved["high"]), "path": f"{seq}_label.webp"},
+            "name": f"{seq}/{low_path.name}",
+        }
+
+
 # ----------------------------------------------------------------------------------------------------------------
-# 5. Writing: temporary folder, dataset card, atomic rename
+# 5. The lossy copy (--webp-quality): encoding, and how far the images moved
+# ----------------------------------------------------------------------------------------------------------------
+def check_webp_quality(quality) -> int | None:
+    """`quality` (None: lossless, the default) as an int in 1..100, else DataError."""
+    low, high = WEBP_QUALITY_RANGE
+    if quality is None:
+        return None
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not low <= quality <= high:
+        raise DataError(f"--webp-quality {quality!r}: must be an integer from {low} (smallest files) to {high} (closest to the originals)")
+    return int(quality)
+
+
+def webp_quality_arg(text: str) -> int:
+    """argparse type for --webp-quality: an integer 1..100 (argparse reports anything else and exits with status 2)."""
+    try:
+        return check_webp_quality(int(text))
+    except (ValueError, DataError):
+        low, high = WEBP_QUALITY_RANGE
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer from {low} (smallest files) to {high} (closest to the originals)") from None
+
+
+def webp_bytes(image: PIL.Image.Image, quality: int, moved: list[float]) -> bytes:
+    """`image` (as RGB) encoded as WebP at `quality`; appends to `moved` the PSNR of the decoded WebP against it."""
+    from modeling_mirnet.metrics import psnr
+
+    original = image.convert("RGB")
+    buffer = io.BytesIO()
+    original.save(buffer, format="WEBP", quality=quality)
+    data = buffer.getvalue()
+    with PIL.Image.open(io.BytesIO(data)) as stored:
+        moved.append(psnr(stored.convert("RGB"), original))
+    return data
+
+
+def psnr_summary(values: list[float]) -> tuple[float, float]:
+    """(mean, worst) of per-image PSNRs in dB (inf when the images are unchanged)."""
+    return float(np.mean(values)), float(min(values))
+
+
+def moved_table(moved: dict[str, dict[str, list[float]]]) -> list[tuple[str, float, float, float, float]]:
+    """(split, high mean, high worst, low mean, low worst) per split, then "all" (every image of every split)."""
+    rows = []
+    for split, columns in [*moved.items(), ("all", {c: [v for m in moved.values() for v in m[c]] for c in ("high", "low")})]:
+        rows.append((split, *psnr_summary(columns["high"]), *psnr_summary(columns["low"])))
+    return rows
+
+
+def moved_report(quality: int, moved: dict) -> str:
+    """The printed lines: PSNR of the stored images against the originals, per split and overall."""
+    lines = [f"webp quality {quality}: PSNR of the stored images against the originals (dB, data range 255; mean / worst)"]
+    for split, high_mean, high_worst, low_mean, low_worst in moved_table(moved):
+        lines.append(f"  {split}: high (reference) {high_mean:.2f} / {high_worst:.2f}, low (input) {low_mean:.2f} / {low_worst:.2f}")
+    return "\n".join(lines)
+
+
+def moved_card_section(quality: int, moved: dict) -> str:
+    """The dataset card's account of the lossy encoding (quality and PSNR table)."""
+    rows = "\n".join(
+        f"| {split} | {high_mean:.2f} | {high_worst:.2f} | {low_mean:.2f} | {low_worst:.2f} |"
+        for split, high_mean, high_worst, low_mean, low_worst in moved_table(moved)
+    )
+    return f"""## Lossy copy: WebP quality {quality}
+
+Every image (`low` and `high`) is stored as WebP at quality {quality} (PIL `save(format="WEBP", quality={quality})`),
+not losslessly. How far the images moved: PSNR of the stored image against the original (dB, data range 255, RGB),
+mean over the images and worst image. Scores measured on this copy are against slightly altered references: compare
+them only with scores measured on the same copy.
+
+| split | high (reference) mean | high worst | low (input) mean | low worst |
+|---|---:|---:|---:|---:|
+{rows}
+"""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 6. Writing: temporary folder, dataset card, atomic rename
 # ----------------------------------------------------------------------------------------------------------------
 def check_output(output: Path, overwrite: bool, source: Path) -> None:
     if output.exists() and not output.is_dir():
@@ -221,7 +332,7 @@ def check_output(output: Path, overwrite: bool, source: Path) -> None:
         raise DataError(f"{output}: would replace the source data in {source}; choose another --output")
 
 
-def dataset_card(title: str, description: str, counts: dict[str, int], command: str) -> str:
+def dataset_card(title: str, description: str, counts: dict[str, int], command: str, extra: str = "") -> str:
     from huggingface_hub import DatasetCard, DatasetCardData
 
     data = DatasetCardData(
@@ -231,6 +342,7 @@ def dataset_card(title: str, description: str, counts: dict[str, int], command: 
         configs=[{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in counts]}],
     )
     rows = "\n".join(f"| {split} | {n} |" for split, n in counts.items())
+    extra_block = f"\n{extra}" if extra else ""  # lossless: no section, the card as before
     body = f"""# {title}
 
 {description}
@@ -240,7 +352,7 @@ def dataset_card(title: str, description: str, counts: dict[str, int], command: 
 {rows}
 
 Columns: `low` (the under-exposed input image), `high` (the reference image), `name` (the source file name).
-
+{extra_block}
 Made with the `mirnet-hf` project's `train/prepare_dataset.py`:
 
 ```bash
@@ -267,8 +379,11 @@ def generate(rows, features, cache_dir: Path, split: str):
         raise DataError(str(cause)) from None
 
 
-def write_prepared(rows_by_split: dict, output: Path, card: str, overwrite: bool) -> dict[str, int]:
-    """Write the splits (generators of rows) and the card into a temporary folder, then move it to `output`."""
+def write_prepared(rows_by_split: dict, output: Path, card, overwrite: bool) -> dict[str, int]:
+    """Write the splits (generators of rows) and the card into a temporary folder, then move it to `output`.
+
+    `card`: the card's text, or a function returning it, called once every split is written.
+    """
     import datasets
 
     features = datasets.Features({"low": datasets.Image(), "high": datasets.Image(), "name": datasets.Value("string")})
@@ -279,7 +394,7 @@ def write_prepared(rows_by_split: dict, output: Path, card: str, overwrite: bool
         splits = {split: generate(rows, features, cache / split, split) for split, rows in rows_by_split.items()}
         write_dataset(splits, staging / "dataset")
         counts = {split: len(part) for split, part in splits.items()}
-        (staging / "dataset" / "README.md").write_text(card)
+        (staging / "dataset" / "README.md").write_text(card() if callable(card) else card)
         if output.exists():
             if not overwrite and any(output.iterdir()):  # checked before; re-checked in case it changed meanwhile
                 raise DataError(f"{output}: folder exists and is not empty; pass --overwrite to replace it")
@@ -290,13 +405,31 @@ def write_prepared(rows_by_split: dict, output: Path, card: str, overwrite: bool
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def prepare(rows_by_split: dict, counts: dict, output: Path, title: str, description: str, command: str, overwrite: bool):
-    return write_prepared(rows_by_split, output, dataset_card(title, description, counts, command), overwrite)
+def prepare(rows_by_split: dict, counts: dict, output: Path, title: str, description: str, command: str, overwrite: bool,
+            webp_quality: int | None = None, moved: dict | None = None):
+    """Write the dataset; with `webp_quality`, print how far the images moved (`moved`, filled by the rows) and add
+    it to the card."""
+    if webp_quality is None:
+        return write_prepared(rows_by_split, output, dataset_card(title, description, counts, command), overwrite)
+
+    def card() -> str:
+        return dataset_card(title, description, counts, command, moved_card_section(webp_quality, moved))
+
+    counts = write_prepared(rows_by_split, output, card, overwrite)
+    print(moved_report(webp_quality, moved))
+    return counts
 
 
-def prepare_lol(root, output, num_train: int = LOL_SPLIT["train"], test_only: bool = False, overwrite: bool = False, command: str = "") -> dict[str, int]:
-    """Write LoL (see the module docstring) to `output`; returns the number of pairs per split."""
+def prepare_lol(
+    root, output, num_train: int = LOL_SPLIT["train"], test_only: bool = False, overwrite: bool = False, command: str = "",
+    webp_quality: int | None = None,
+) -> dict[str, int]:
+    """Write LoL (see the module docstring) to `output`; returns the number of pairs per split.
+
+    `webp_quality`: None (default) stores the files byte for byte; 1..100 stores them as lossy WebP at that quality.
+    """
     root, output = Path(root), Path(output)
+    webp_quality = check_webp_quality(webp_quality)
     check_output(output, overwrite, root)
     splits = lol_splits(root, num_train, test_only)
     description = (
@@ -305,18 +438,33 @@ def prepare_lol(root, output, num_train: int = LOL_SPLIT["train"], test_only: bo
         "strings, the first 300 pairs train and the rest validation; eval15 is the test split. Files stored byte for byte."
     )
     counts = {split: len(pairs) for split, pairs in splits.items()}
-    rows = {split: (lambda pairs=pairs: file_rows(pairs)) for split, pairs in splits.items()}
+    moved = {split: {"low": [], "high": []} for split in splits}  # per-image PSNRs, filled by webp_file_rows
+    if webp_quality is None:
+        rows = {split: (lambda pairs=pairs: file_rows(pairs)) for split, pairs in splits.items()}
+    else:
+        description = description.replace(
+            "Files stored byte for byte.", f"Images stored as lossy WebP at quality {webp_quality} (see below), not byte for byte."
+        )
+        rows = {split: (lambda pairs=pairs, m=moved[split]: webp_file_rows(pairs, webp_quality, m)) for split, pairs in splits.items()}
     if not command:  # called from Python: the equivalent command line
         options = ["--test-only"] if test_only else ["--num-train", str(num_train)]
+        options += ["--webp-quality", str(webp_quality)] if webp_quality is not None else []
         command = shlex.join(["python", "train/prepare_dataset.py", "lol", "--root", str(root), "--output", str(output), *options])
-    return prepare(rows, counts, output, "LoL (low-light pairs)", description, command, overwrite)
+    return prepare(rows, counts, output, "LoL (low-light pairs)", description, command, overwrite, webp_quality, moved)
 
 
-def prepare_sice(root, output, max_side: int = 1200, skip_incomplete: bool = False, overwrite: bool = False, command: str = "") -> dict[str, int]:
-    """Write SICE Part 1 (lowest exposure -> label; see the module docstring) to `output`."""
+def prepare_sice(
+    root, output, max_side: int = 1200, skip_incomplete: bool = False, overwrite: bool = False, command: str = "",
+    webp_quality: int | None = None,
+) -> dict[str, int]:
+    """Write SICE Part 1 (lowest exposure -> label; see the module docstring) to `output`.
+
+    `webp_quality`: None (default) stores the resized images as PNG; 1..100 stores them as lossy WebP at that quality.
+    """
     root, output = Path(root), Path(output)
     if max_side < 0:
         raise DataError(f"--max-side {max_side}: must be a positive number of pixels, or 0 to keep the full size")
+    webp_quality = check_webp_quality(webp_quality)
     check_output(output, overwrite, root)
     splits = split_like_lol(sice_sequences(root, skip_incomplete))
     resize = f"downscaled (Lanczos, one factor per pair) to a longer side of at most {max_side} px" if max_side else "kept at full size"
@@ -328,24 +476,28 @@ def prepare_sice(root, output, max_side: int = 1200, skip_incomplete: bool = Fal
         f"Images {resize}, stored as PNG. `name` is `<sequence>/<input file>`."
     )
     counts = {split: len(seqs) for split, seqs in splits.items()}
-    rows = {split: (lambda seqs=seqs: sice_rows(seqs, max_side)) for split, seqs in splits.items()}
+    moved = {split: {"low": [], "high": []} for split in splits}  # per-image PSNRs, filled by webp_sice_rows
+    if webp_quality is None:
+        rows = {split: (lambda seqs=seqs: sice_rows(seqs, max_side)) for split, seqs in splits.items()}
+    else:
+        description = description.replace("stored as PNG.", f"stored as lossy WebP at quality {webp_quality} (see below).")
+        rows = {split: (lambda seqs=seqs, m=moved[split]: webp_sice_rows(seqs, max_side, webp_quality, m)) for split, seqs in splits.items()}
     if not command:  # called from Python: the equivalent command line
         options = ["--max-side", str(max_side)] + (["--skip-incomplete"] if skip_incomplete else [])
+        options += ["--webp-quality", str(webp_quality)] if webp_quality is not None else []
         command = shlex.join(["python", "train/prepare_dataset.py", "sice", "--root", str(root), "--output", str(output), *options])
-    return prepare(rows, counts, output, "SICE Part 1, lowest exposure (low-light pairs)", description, command, overwrite)
+    return prepare(rows, counts, output, "SICE Part 1, lowest exposure (low-light pairs)", description, command, overwrite, webp_quality, moved)
 
 
 def push_to_hub(folder: Path, repo_id: str, private: bool = False) -> str:
-    from huggingface_hub import HfApi
+    from modeling_mirnet.hub import push_folder_to_hub
 
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset", commit_message="Add dataset (train/prepare_dataset.py)")
+    push_folder_to_hub(folder, repo_id, private=private, repo_type="dataset")
     return f"https://huggingface.co/datasets/{repo_id}"
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 6. Command line
+# 7. Command line
 # ----------------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -360,6 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--root", required=True, type=Path, help="the dataset as downloaded")
         p.add_argument("--output", required=True, type=Path, help="folder to write (refused if non-empty without --overwrite)")
         p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+        p.add_argument(
+            "--webp-quality", metavar="Q", type=webp_quality_arg, default=None,
+            help="store a lossy copy: every image as WebP at quality Q (1..100); prints and records in the card how far "
+            "the images moved (PSNR against the originals). Default: lossless",
+        )
         p.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder as a Hub dataset repo")
         p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     return parser
@@ -371,9 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "train/prepare_dataset.py", *argv])
     try:
         if args.dataset == "lol":
-            counts = prepare_lol(args.root, args.output, args.num_train, args.test_only, args.overwrite, command)
+            counts = prepare_lol(args.root, args.output, args.num_train, args.test_only, args.overwrite, command, args.webp_quality)
         else:
-            counts = prepare_sice(args.root, args.output, args.max_side, args.skip_incomplete, args.overwrite, command)
+            counts = prepare_sice(args.root, args.output, args.max_side, args.skip_incomplete, args.overwrite, command, args.webp_quality)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,9 +7,10 @@
 
 Each run is `accelerate launch train/train.py --config FILE --resume latest`, so an interrupted sweep continues
 where it stopped and finished runs are not trained again. The table (OUTPUT_ROOT/sweep_results.md and .json) has,
-per experiment: min validation loss, max validation PSNR/SSIM (true PSNR, data range 1) with its epoch, and the
-seed study's own figure beside ours when the config records it (`meta.seed_reported_val_psnr`, in the study's
-max_val=255 convention, shown with its true value = reported - 48.13 dB).
+per experiment: min validation loss and max validation PSNR side by side, the seed study's published figure
+(`meta.seed_reported_min_val_loss`, `meta.seed_reported_val_psnr`: its max_val=255 convention), that PSNR's true
+equivalent (published - 48.13 dB) and ours (true PSNR, data range 1); then the epoch of our best PSNR, SSIM there,
+training minutes and the config's `meta.note` (crashed, diverged, copy slip in the write-up).
 """
 
 import argparse
@@ -22,9 +23,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from modeling_mirnet.metrics import INFLATION_DB  # noqa: E402
+from modeling_mirnet.metrics import INFLATION_DB
 
 
 def flag(key: str, value) -> list[str]:
@@ -49,19 +48,34 @@ def run_dir(config: dict, path: Path, output_root: Path | None) -> Path:
     return output_root / name if output_root else Path(config.get("output_dir", f"runs/{name}"))
 
 
+def training_minutes(history: list[dict]) -> float | None:
+    """Training + validation time over all epochs (checkpointing excluded); the last `seconds` for older histories."""
+    if not history:
+        return None
+    if all("train_seconds" in h for h in history):
+        return sum(h["train_seconds"] + (h.get("validation_seconds") or 0.0) for h in history) / 60
+    return history[-1]["seconds"] / 60 if history[-1].get("seconds") is not None else None
+
+
 def summarize(path: Path, config: dict, out: Path) -> dict:
     meta = config.get("meta", {}) or {}
     row = {"number": meta.get("number"), "experiment": config.get("experiment") or path.stem, "config": str(path),
            "changed": meta.get("changed", {}), "output_dir": str(out), "epochs_planned": config.get("epochs")}
     state_file = out / "trainer_state.json"
     if state_file.is_file():
-        history = json.loads(state_file.read_text())["history"]
-        best = max(history, key=lambda h: h["val_psnr"])
-        row.update(epochs_done=len(history), min_val_loss=min(h["val_loss"] for h in history), max_val_psnr=best["val_psnr"],
-                   best_epoch=best["epoch"], val_ssim_at_best=best["val_ssim"])
+        state = json.loads(state_file.read_text())
+        history = state["history"]
+        row.update(epochs_done=state.get("epoch", len(history)), train_minutes=training_minutes(history))
+        validated = [h for h in history if h.get("val_psnr") is not None]  # --eval_every: not every epoch is validated
+        if validated:
+            best = max(validated, key=lambda h: h["val_psnr"])
+            row.update(min_val_loss=min(h["val_loss"] for h in validated), max_val_psnr=best["val_psnr"],
+                       best_epoch=best["epoch"], val_ssim_at_best=best["val_ssim"])
     seed = meta.get("seed_reported_val_psnr")
     row["seed_reported_val_psnr"] = seed
     row["seed_true_val_psnr"] = None if seed is None else seed - INFLATION_DB
+    row["seed_reported_min_val_loss"] = meta.get("seed_reported_min_val_loss")
+    row["note"] = meta.get("note")
     return row
 
 
@@ -73,21 +87,26 @@ def fmt(value, digits=2) -> str:
 
 def write_table(rows: list[dict], output_root: Path) -> Path:
     lines = [
-        "| # | experiment | change | epochs | min val loss | max val PSNR (dB) | epoch | SSIM there | seed's figure (as published) | seed's figure (true) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| # | experiment | change | epochs | min val loss: published | min val loss: ours | max val PSNR: published (+48.13) "
+        "| published - 48.13 (true) | ours (true, dB) | epoch | SSIM there | minutes | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         change = ", ".join(f"{k}={v}" for k, v in (r["changed"] or {}).items()) or "(baseline)"
+        note = (r.get("note") or "").replace("|", "/")
         lines.append(
             f"| {fmt(r['number'])} | {r['experiment']} | {change} | {fmt(r.get('epochs_done'))}/{fmt(r['epochs_planned'])} | "
-            f"{fmt(r.get('min_val_loss'), 5)} | {fmt(r.get('max_val_psnr'))} | {fmt(r.get('best_epoch'))} | "
-            f"{fmt(r.get('val_ssim_at_best'), 4)} | {fmt(r['seed_reported_val_psnr'])} | {fmt(r['seed_true_val_psnr'])} |"
+            f"{fmt(r.get('seed_reported_min_val_loss'), 4)} | {fmt(r.get('min_val_loss'), 5)} | "
+            f"{fmt(r.get('seed_reported_val_psnr'), 4)} | {fmt(r.get('seed_true_val_psnr'))} | {fmt(r.get('max_val_psnr'))} | "
+            f"{fmt(r.get('best_epoch'))} | {fmt(r.get('val_ssim_at_best'), 4)} | {fmt(r.get('train_minutes'), 1)} | {note} |"
         )
     lines += [
         "",
-        "PSNR: true PSNR (data range 1) on the 8-bit output of whole validation images, best epoch. The seed study computed",
-        f"PSNR with max_val=255 on [0, 1] images, {INFLATION_DB:.2f} dB too high; its figures are shown as published and corrected.",
-        "'n/a' for the seed: its per-experiment figure is not recorded in the config.",
+        "Ours: max true PSNR (data range 1) on the 8-bit output of whole validation images (its epoch, SSIM there), min loss.",
+        f"Published: the seed study's figures as printed; it computed PSNR with max_val=255 on [0, 1] images, {INFLATION_DB:.2f} dB",
+        "too high, so 'published - 48.13' is the figure to compare with ours. Its validation used random 128x128 crops of 185 pairs;",
+        "ours uses whole images (LoL: 145 pairs, 40 of its 185 withheld). 'n/a': no published figure (crashed run, or a loss",
+        "that is not comparable), or not run yet. Minutes: training + validation time over all epochs, checkpointing excluded.",
     ]
     output_root.mkdir(parents=True, exist_ok=True)
     (output_root / "sweep_results.json").write_text(json.dumps(rows, indent=2))

@@ -10,16 +10,21 @@ crops, 3 RRGs x 2 MRBs, 64 channels, 50 epochs, ReduceLROnPlateau on validation 
     accelerate launch train/train.py --config train/configs/lol_01_baseline.yaml --dataset data/lol
     # continue an interrupted run exactly where its last finished epoch left it
     accelerate launch train/train.py --config ... --resume latest
-    # CPU, no accelerate config file needed
-    accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no train/train.py ...
+    # CPU, no accelerate config file needed; bf16 autocast where the CPU has native bf16 (AVX512-BF16 / AMX)
+    accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no train/train.py ...
 
-Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file.
+Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file; on a CPU
+without native bf16 the run warns that fp32 would be faster. For speed, the pairs are decoded once into uint8 tensors
+(random crops are cut from memory), Adam is fused where torch has it, and validation (every `--eval_every` epochs and
+after the last) scores whole images on the device with the loop evaluate.py uses (modeling_mirnet.evaluation).
 
 What a run writes to --output_dir:
     checkpoints/epoch_NNNN/   accelerate state (weights, optimizer, scheduler, RNG) + trainer_state.json, every epoch
     model/                    the best epoch's model (by validation PSNR): save_pretrained + image processor + code,
-                              a model card (README.md) and the curves; ready for `push_to_hub`
-    trainer_state.json        per-epoch history (train/validation loss, PSNR, SSIM, lr) and the best epoch
+                              a model card (README.md), the curves and training_args.json (flags, command, commit);
+                              ready for `push_to_hub`, or for train/package_model.py to add test-split figures
+    trainer_state.json        per-epoch history (train/validation loss, PSNR, GT-mean PSNR, SSIM, lr; train, validation
+                              and checkpoint seconds; validation figures are null on epochs not validated), best epoch
     curves.png                loss and PSNR curves, train and validation
     logs/                     TensorBoard logs (when tensorboard is installed)
 """
@@ -39,18 +44,15 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel
+from modeling_mirnet.data import DataError, load_pairs
+from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
+from modeling_mirnet.hub import save_for_hub
+from modeling_mirnet.inference import cpu_has_fast_bf16
+from modeling_mirnet.model_card import git_commit, write_model_card
 
-from data_utils import DataError, load_pairs  # noqa: E402
-
-from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, to_float_rgb  # noqa: E402
-from modeling_mirnet.hub import save_for_hub  # noqa: E402
-from modeling_mirnet.metrics import psnr, ssim  # noqa: E402
-from modeling_mirnet.modeling_mirnet import enhancement_loss  # noqa: E402
-
-MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "height", "width", "channel_factor", "reduction", "bias")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias")
+OLD_KEYS = {"height": "num_streams", "width": "num_dau_columns"}  # config-file keys of earlier versions
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -67,12 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="random horizontal/vertical flips")
     data.add_argument("--max_validation_images", type=int, default=None, help="validate on the first N images only")
     data.add_argument("--num_workers", type=int, default=0)
+    data.add_argument("--eval_every", type=int, default=1, help="validate every N epochs (and always after the last one)")
+    data.add_argument("--validation_batch_size", type=int, default=None,
+                      help="whole validation images per forward pass (default: 1 on CPU, where larger batches are slower per image; 8 on GPU)")
     model = p.add_argument_group("model (MIRNetConfig)")
     model.add_argument("--num_rrg", type=int, default=3, help="recursive residual groups")
     model.add_argument("--num_mrb", type=int, default=2, help="multi-scale residual blocks per RRG")
     model.add_argument("--num_features", type=int, default=64, help="channels of the full-resolution stream")
-    model.add_argument("--height", type=int, default=3, help="parallel streams (resolutions) per MRB")
-    model.add_argument("--width", type=int, default=2, help="DAU columns per MRB")
+    model.add_argument("--num_streams", "--height", dest="num_streams", type=int, default=3,
+                       help="parallel streams (resolutions) per MRB (--height: the earlier name)")
+    model.add_argument("--num_dau_columns", "--width", dest="num_dau_columns", type=int, default=2,
+                       help="DAU columns per MRB (--width: the earlier name)")
     model.add_argument("--channel_factor", type=int, default=2, help="channel multiplier between streams")
     model.add_argument("--reduction", type=int, default=8, help="channel-attention reduction")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False)
@@ -93,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", help="'latest' or a checkpoints/epoch_NNNN folder: continue exactly from there")
     run.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep this many epoch checkpoints")
     run.add_argument("--stop_after_epoch", type=int, default=None, help="end this invocation after epoch N (resume later)")
-    run.add_argument("--time_budget_minutes", type=float, default=None, help="end after the epoch that passes this budget")
+    run.add_argument("--time_budget_minutes", type=float, default=None,
+                     help="end this invocation (validated, checkpointed) before an epoch that would not fit in this many minutes")
     run.add_argument("--report_to", default="tensorboard", help="accelerate tracker (tensorboard, trackio, ...) or 'none'")
     run.add_argument("--push_to_hub", metavar="REPO_ID", help="upload model/ to this Hub repo at the end")
     run.add_argument("--experiment", default=None, help="name shown in the model card and sweep table")
@@ -109,11 +117,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.dataset:
         parser.error("--dataset is required (on the command line or in --config)")
-    for name in ("crop_size", "batch_size", "epochs"):
-        if getattr(args, name) < 1:
+    for name in ("crop_size", "batch_size", "epochs", "eval_every", "validation_batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be positive, got {getattr(args, name)}")
-    if args.crop_size % (2 ** (args.height - 1)):
-        parser.error(f"--crop_size {args.crop_size} must be a multiple of {2 ** (args.height - 1)} for --height {args.height}")
+    if args.crop_size % (2 ** (args.num_streams - 1)):
+        parser.error(f"--crop_size {args.crop_size} must be a multiple of {2 ** (args.num_streams - 1)} for --num_streams {args.num_streams}")
     return args
 
 
@@ -131,6 +139,7 @@ def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
     if not isinstance(values, dict):
         parser.error(f"--config {path}: expected a mapping of flag names to values, got {type(values).__name__}")
     values.pop("meta", None)
+    values = {OLD_KEYS.get(key, key): value for key, value in values.items()}
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -141,49 +150,75 @@ def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # 2. Data: random paired crops for training, whole images for validation
 # ----------------------------------------------------------------------------------------------------------------
-def to_tensor(image) -> torch.Tensor:
-    """PIL image -> (3, H, W) float32 tensor in [0, 1], converted as the image processor converts inputs."""
-    return torch.from_numpy(to_float_rgb(image)).permute(2, 0, 1).contiguous()
+class RandomPairCrops(torch.utils.data.Dataset):
+    """Training pairs decoded once (uint8 tensors in memory); each item is a fresh random paired crop (and flips).
 
+    Items are uint8 (3, crop, crop) tensors; the training loop converts them to [0, 1] floats on the device. The
+    crop positions come from torch's global RNG, which accelerate checkpoints, so `--resume` continues exactly.
+    """
 
-def make_crop_transform(crop_size: int, flip: bool):
-    """A `with_transform` function: the same random crop (and flips) applied to each low/high pair."""
-
-    def transform(batch):
-        lows, highs = [], []
-        for low, high, name in zip(batch["low"], batch["high"], batch["name"]):
-            if low.size != high.size:
-                raise DataError(f"{name}: low {low.size} and high {high.size} differ in size")
-            width, height = low.size
+    def __init__(self, pairs: ImagePairs, crop_size: int, flip: bool):
+        for low, name in zip(pairs.lows, pairs.names):
+            height, width = low.shape[-2:]
             if width < crop_size or height < crop_size:
                 raise DataError(f"{name}: {width}x{height} is smaller than --crop_size {crop_size}")
-            top = int(torch.randint(0, height - crop_size + 1, ()))
-            left = int(torch.randint(0, width - crop_size + 1, ()))
-            box = (left, top, left + crop_size, top + crop_size)
-            x, y = to_tensor(low.crop(box)), to_tensor(high.crop(box))
-            if flip:
-                for dim in (2, 1):
-                    if torch.rand(()) < 0.5:
-                        x, y = x.flip(dim), y.flip(dim)
-            lows.append(x)
-            highs.append(y)
-        return {"pixel_values": lows, "labels": highs}
+        self.pairs, self.crop_size, self.flip = pairs, crop_size, flip
 
-    return transform
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        low, high = self.pairs.lows[index], self.pairs.highs[index]
+        height, width = low.shape[-2:]
+        size = self.crop_size
+        top = int(torch.randint(0, height - size + 1, ()))
+        left = int(torch.randint(0, width - size + 1, ()))
+        x, y = low[:, top : top + size, left : left + size], high[:, top : top + size, left : left + size]
+        if self.flip:
+            for dim in (2, 1):
+                if torch.rand(()) < 0.5:
+                    x, y = x.flip(dim), y.flip(dim)
+        return {"pixel_values": x.contiguous(), "labels": y.contiguous()}
+
+
+def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
+    """Decode a split once (PIL -> uint8 tensors); a pair whose images differ in size is a DataError."""
+    try:
+        return decode_pairs(dataset[split], limit)
+    except ValueError as err:
+        raise DataError(f"split {split!r}: {err}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 3. Model, optimizer, learning-rate schedule
 # ----------------------------------------------------------------------------------------------------------------
 def build_model(args) -> MIRNetModel:
+    """A new model from the model flags, or the model at --init_from (whose architecture the flags may not change)."""
     if args.init_from:
-        from modeling_mirnet.hub import load_mirnet
+        from modeling_mirnet.hub import ModelLoadError, load_mirnet
 
-        model, _ = load_mirnet(args.init_from)
+        try:
+            model, _ = load_mirnet(args.init_from)
+        except ModelLoadError as err:
+            raise DataError(f"--init_from {err}") from None
+        defaults = build_parser().parse_args(["--dataset", "-"])
+        conflicts = [f"--{k} {getattr(args, k)} (the model has {getattr(model.config, k)})" for k in MODEL_KNOBS
+                     if getattr(args, k) != getattr(defaults, k) and getattr(args, k) != getattr(model.config, k)]
+        if conflicts:
+            raise DataError(f"--init_from {args.init_from}: the architecture comes from that model; drop {', '.join(conflicts)}")
         model.config.loss_type = args.loss
         return model.train()
     config = MIRNetConfig(**{k: getattr(args, k) for k in MODEL_KNOBS}, loss_type=args.loss)
     return MIRNetModel(config)
+
+
+def fused_adam_kwargs(device: torch.device) -> dict:
+    """`fused=True` where torch has a fused Adam for the device (CUDA; CPU since torch 2.4): one kernel per step."""
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError):
+        return {}
+    return {"fused": True}
 
 
 def build_scheduler(args, optimizer, steps_per_epoch: int):
@@ -238,32 +273,24 @@ def write_json(path: Path, data: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # 5. Validation: whole images, PSNR/SSIM on the 8-bit output (as evaluate.py scores it)
 # ----------------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def validate(accelerator: Accelerator, model: MIRNetModel, dataset, processor: MIRNetImageProcessor) -> dict:
-    model.eval()
-    config = accelerator.unwrap_model(model).config
-    rows = []
-    with accelerator.split_between_processes(list(range(len(dataset)))) as indices:
-        for i in indices:
-            example = dataset[i]
-            inputs = processor(example["low"], return_tensors="pt")
-            labels = processor(example["high"], return_tensors="pt")["pixel_values"].to(accelerator.device)
-            with accelerator.autocast():
-                out = model(inputs["pixel_values"].to(accelerator.device), labels=labels)
-            h, w = inputs["original_sizes"][0]
-            loss = float(enhancement_loss(out.reconstruction[..., :h, :w], labels[..., :h, :w], config.loss_type, config.charbonnier_eps))
-            image = processor.post_process_image_to_image(out.reconstruction, inputs["original_sizes"])[0]
-            rows.append((loss, psnr(image, example["high"]), ssim(image, example["high"])))
-    rows = gather_object(rows)
-    model.train()
-    loss, p, s = (float(np.mean([r[k] for r in rows])) for k in range(3))
-    return {"val_loss": loss, "val_psnr": p, "val_ssim": s}
+def autocast_dtype(accelerator: Accelerator) -> torch.dtype | None:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(accelerator.mixed_precision)
 
 
-def batch_psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean PSNR (data range 1) over a batch of crops, on the clamped float output."""
+def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, batch_size: int) -> dict:
+    """Whole validation images, each process its share, scored on the device (modeling_mirnet.evaluation)."""
+    with accelerator.split_between_processes(list(range(len(pairs)))) as indices:
+        scores = score_pairs(model, pairs.subset(indices), batch_size=batch_size, autocast_dtype=autocast_dtype(accelerator),
+                             loss_type=model.config.loss_type)
+    rows = gather_object([tuple(values) for values in zip(scores["loss"], scores["psnr"], scores["ssim"], scores["psnr_gt_mean"])])
+    loss, p, s, g = (float(np.mean([r[k] for r in rows])) for k in range(4))
+    return {"val_loss": loss, "val_psnr": p, "val_ssim": s, "val_psnr_gt_mean": g}
+
+
+def batch_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean PSNR (data range 1) over a batch of crops, on the clamped float output (a tensor: no sync per step)."""
     mse = (prediction.detach().float().clamp(0, 1) - target.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((-10 * torch.log10(mse)).mean())
+    return (-10 * torch.log10(mse)).mean()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -277,10 +304,11 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
+    validated = [h for h in history if h.get("val_psnr") is not None]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "psnr", "PSNR (dB, data range 1)")):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], label="train (crops)")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], label="validation (whole images)")
+        ax.plot([h["epoch"] for h in validated], [h[f"val_{key}"] for h in validated], "o-", label="validation (whole images)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -291,43 +319,10 @@ def plot_curves(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_model_card(folder: Path, args, state: dict) -> None:
-    """README.md for the model folder, rendered from the repository's model_card.md template."""
-    from huggingface_hub import ModelCard, ModelCardData
-    from huggingface_hub.repocard_data import EvalResult
-
-    best = state["history"][state["best_epoch"] - 1]
-    dataset_name = str(args.dataset)
-    card_data = ModelCardData(
-        license="apache-2.0",
-        library_name="transformers",
-        pipeline_tag="image-to-image",
-        tags=["low-light-image-enhancement", "mirnet", "custom_code"],
-        metrics=["psnr", "ssim"],
-        model_name=Path(args.output_dir).name,
-        eval_results=[
-            EvalResult(task_type="image-to-image", dataset_type=dataset_name, dataset_name=dataset_name,
-                       dataset_split=args.validation_split, metric_type=m, metric_name=m.upper(), metric_value=round(best[f"val_{m}"], 4))
-            for m in ("psnr", "ssim")
-        ],
-    )
-    hyper = {k: v for k, v in vars(args).items() if k not in ("config", "resume", "push_to_hub", "report_to")}
-    card = ModelCard.from_template(
-        card_data,
-        template_path=str(REPO_ROOT / "model_card.md"),
-        model_id=Path(args.output_dir).name,
-        experiment=args.experiment or "custom run",
-        dataset=dataset_name,
-        validation_split=args.validation_split,
-        best_epoch=state["best_epoch"],
-        epochs_run=state["epoch"],
-        val_psnr=f"{best['val_psnr']:.2f}",
-        val_ssim=f"{best['val_ssim']:.4f}",
-        val_loss=f"{best['val_loss']:.5f}",
-        hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
-        command="accelerate launch train/train.py " + " ".join(sys.argv[1:]),
-    )
-    card.save(folder / "README.md")
+def training_record(args) -> dict:
+    """What produced a model: every flag, the command line and the project's git commit (training_args.json)."""
+    return {"args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+            "command": "accelerate launch train/train.py " + " ".join(sys.argv[1:]), "commit": git_commit()}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -358,24 +353,30 @@ def train(args) -> int:
     )
     set_seed(args.seed)
 
+    if accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16" and not cpu_has_fast_bf16():
+        accelerator.print("warning: this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be slower than "
+                          "fp32 here; launch with --mixed_precision no")
+
     dataset = load_pairs(args.dataset)
     for split in (args.train_split, args.validation_split):
         if split not in dataset:
             raise DataError(f"{args.dataset}: no split {split!r} (has {', '.join(dataset)})")
     resume_dir = find_resume_dir(args)
-    train_set = dataset[args.train_split].with_transform(make_crop_transform(args.crop_size, args.flip))
-    val_set = dataset[args.validation_split]
-    if args.max_validation_images:
-        val_set = val_set.select(range(min(args.max_validation_images, len(val_set))))
-    train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.num_workers
-    )
+    decode_started = time.monotonic()
+    train_set = RandomPairCrops(decode_split(dataset, args.train_split), args.crop_size, args.flip)
+    val_pairs = decode_split(dataset, args.validation_split, args.max_validation_images)
+    accelerator.print(f"decoded {len(train_set)} training and {len(val_pairs)} validation pairs in {time.monotonic() - decode_started:.1f} s; "
+                      f"training on {accelerator.num_processes} process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}")
     if len(train_set) < args.batch_size:
         raise DataError(f"{args.dataset}: {len(train_set)} training pairs is fewer than --batch_size {args.batch_size}")
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.num_workers,
+        pin_memory=torch.cuda.is_available(), persistent_workers=args.num_workers > 0,
+    )
 
     model = build_model(args)
     processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, **fused_adam_kwargs(accelerator.device))
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     scheduler = build_scheduler(args, optimizer, len(train_loader))
     accelerator.register_for_checkpointing(scheduler)
@@ -385,6 +386,10 @@ def train(args) -> int:
         accelerator.load_state(str(resume_dir))
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         accelerator.print(f"resumed from {resume_dir} (epoch {state['epoch']} done)")
+        horizon = max(1, args.epochs * len(train_loader))
+        if args.lr_scheduler == "cosine" and scheduler.T_max != horizon:  # --epochs changed: the decay follows it
+            accelerator.print(f"cosine schedule: horizon {scheduler.T_max} -> {horizon} steps (--epochs {args.epochs})")
+            scheduler.T_max = horizon
     if state["epoch"] >= args.epochs:
         accelerator.print(f"nothing to do: {state['epoch']} of {args.epochs} epochs already done")
     accelerator.init_trackers("mirnet", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
@@ -392,13 +397,16 @@ def train(args) -> int:
     unwrapped = accelerator.unwrap_model(model)
     started = time.monotonic()
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
+        epoch_started = time.monotonic()
         model.train()
         train_loader.set_epoch(epoch)
         losses, psnrs = [], []
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_local_main_process)
         for batch in progress:
+            pixel_values = batch["pixel_values"].float().div_(255)
+            labels = batch["labels"].float().div_(255)
             with accelerator.autocast():
-                out = model(batch["pixel_values"], labels=batch["labels"])
+                out = model(pixel_values, labels=labels)
             accelerator.backward(out.loss)
             if args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -407,32 +415,53 @@ def train(args) -> int:
             if args.lr_scheduler != "plateau":
                 scheduler.step()
             state["global_step"] += 1
-            losses.append(float(accelerator.gather(out.loss.detach()).mean()))
-            psnrs.append(batch_psnr(out.reconstruction, batch["labels"]))
-            progress.set_postfix(loss=f"{losses[-1]:.4f}")
+            losses.append(out.loss.detach())
+            psnrs.append(batch_psnr(out.reconstruction, labels))
+            if state["global_step"] % 10 == 0:
+                progress.set_postfix(loss=f"{float(losses[-1]):.4f}")
+        train_loss = float(accelerator.gather(torch.stack(losses)).mean())  # one sync per epoch, not per step
+        train_psnr = float(torch.stack(psnrs).mean())
+        train_seconds = time.monotonic() - epoch_started
 
-        metrics = validate(accelerator, model, val_set, processor)
-        if args.lr_scheduler == "plateau":
-            scheduler.step(metrics["val_psnr"])
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_psnr": float(np.mean(psnrs)), **metrics,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.monotonic() - started, 1)}
-        state["history"].append(record)
+        # Stop for the time budget on every process at once (decided on the main process, shared by the trigger).
+        # The budget is kept, not passed: stop when one more epoch like this one would not fit in it.
+        elapsed = time.monotonic() - started
+        if args.time_budget_minutes and (elapsed + train_seconds) / 60 > args.time_budget_minutes and epoch < args.epochs:
+            accelerator.set_trigger()
+        stopping = accelerator.check_trigger() or epoch == args.stop_after_epoch
+        validate_now = epoch % args.eval_every == 0 or epoch == args.epochs or stopping
+
+        validation_started = time.monotonic()
+        metrics = {"val_loss": None, "val_psnr": None, "val_ssim": None, "val_psnr_gt_mean": None}
+        if validate_now:
+            metrics = validate(accelerator, unwrapped, val_pairs, args.validation_batch_size or (1 if accelerator.device.type == "cpu" else 8))
+            if args.lr_scheduler == "plateau":
+                scheduler.step(metrics["val_psnr"])
+        validation_seconds = time.monotonic() - validation_started
+
+        record = {"epoch": epoch, "train_loss": train_loss, "train_psnr": train_psnr, **metrics,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.monotonic() - started, 1),
+                  "train_seconds": round(train_seconds, 2), "validation_seconds": round(validation_seconds, 2)}
         state["epoch"] = epoch
-        accelerator.log({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
-        accelerator.print(
-            f"epoch {epoch}: train loss {record['train_loss']:.5f} psnr {record['train_psnr']:.2f} | "
-            f"val loss {record['val_loss']:.5f} psnr {record['val_psnr']:.2f} ssim {record['val_ssim']:.4f} | lr {record['lr']:.2e}"
-        )
-        if metrics["val_psnr"] > state["best_val_psnr"]:
+        message = f"epoch {epoch}: train loss {train_loss:.5f} psnr {train_psnr:.2f} ({train_seconds:.0f} s)"
+        if validate_now:
+            message += (f" | val loss {metrics['val_loss']:.5f} psnr {metrics['val_psnr']:.2f} ssim {metrics['val_ssim']:.4f}"
+                        f" gt-mean psnr {metrics['val_psnr_gt_mean']:.2f} ({validation_seconds:.0f} s)")
+        accelerator.print(message + f" | lr {record['lr']:.2e}")
+        checkpoint_started = time.monotonic()
+        if validate_now and metrics["val_psnr"] > state["best_val_psnr"]:
             state["best_val_psnr"], state["best_epoch"] = metrics["val_psnr"], epoch
             if accelerator.is_main_process:
                 save_for_hub(unwrapped, output_dir / "model", processor)
+        record["checkpoint_seconds"] = 0.0
+        state["history"].append(record)
         save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)
+        record["checkpoint_seconds"] = round(time.monotonic() - checkpoint_started, 2)
+        accelerator.log({k: v for k, v in record.items() if k != "epoch" and v is not None}, step=epoch)
         if accelerator.is_main_process:
             write_json(output_dir / "trainer_state.json", state)
             plot_curves(state["history"], output_dir / "curves.png", args.experiment or output_dir.name)
-        out_of_time = args.time_budget_minutes and (time.monotonic() - started) / 60 > args.time_budget_minutes
-        if epoch == args.stop_after_epoch or (out_of_time and epoch < args.epochs):
+        if stopping:
             accelerator.print(f"stopping after epoch {epoch}; continue with --resume latest")
             break
 
@@ -445,7 +474,9 @@ def train(args) -> int:
         write_json(model_dir / "trainer_state.json", state)
         if (output_dir / "curves.png").is_file():
             (model_dir / "curves.png").write_bytes((output_dir / "curves.png").read_bytes())
-        write_model_card(model_dir, args, state)
+        record = training_record(args)
+        write_json(model_dir / "training_args.json", record)
+        write_model_card(model_dir, record, state, model_id=output_dir.name)
         if state["epoch"] >= args.epochs:
             accelerator.print(f"best epoch {state['best_epoch']}: validation PSNR {state['best_val_psnr']:.2f} dB -> {model_dir}")
         if args.push_to_hub and state["epoch"] >= args.epochs:

@@ -1,4 +1,4 @@
-"""Paired low/high image data shared by prepare_dataset.py, train.py and evaluate.py.
+"""Paired low/high image datasets: the layout train/prepare_dataset.py writes and train.py / evaluate.py read.
 
 The one dataset layout every script reads (what `prepare_dataset.py` writes and `push_to_hub` uploads):
 
@@ -17,9 +17,10 @@ too and read as a single split.
 import os
 from pathlib import Path
 
+from .inference import IMAGE_SUFFIXES, looks_like_local_path
+
 COLUMNS = ("low", "high", "name")
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class DataError(ValueError):
@@ -65,7 +66,7 @@ def resolve_dataset(name_or_path: str | os.PathLike) -> Path:
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
         return Path(name)
-    if os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if looks_like_local_path(name):
         raise DataError(f"{name}: no such dataset folder")
     from huggingface_hub import snapshot_download
 

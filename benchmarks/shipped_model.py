@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Speed and memory of the shipped checkpoint on CPU, through the path users take (modeling_mirnet.inference.Enhancer).
+
+    python benchmarks/shipped_model.py                                    # space/checkpoints/mirnet-lol, ~3 minutes
+    python benchmarks/shipped_model.py --model PATH --no-write
+
+For fp32 and bf16 autocast (bf16 only where the CPU has native bf16, else it says so), each in a fresh process:
+seconds for a 600x400 photo (median of `--runs` after a warm-up, whole image) and for a 4000x3000 (12 MP) photo
+enhanced in 512-px tiles with 32 px overlap (one run, every tile), and each case's peak RSS (VmHWM). Inputs are
+eval15 `1.png` (600x400) and the same photo resized to 4000x3000. Replaces the "Shipped model (CPU)" section of
+BENCHMARKS.md.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import PIL.Image
+import torch
+
+from benchmark import machine_info, reset_rss_peak, rss_peak_bytes  # benchmarks/benchmark.py, beside this file
+
+from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+START, END = "<!-- shipped-model:start -->", "<!-- shipped-model:end -->"
+PHOTO = REPO / "datasets" / "lol_eval15" / "low" / "1.png"
+
+
+def worker(args) -> dict:
+    """One case in this process: prints a JSON line with seconds and peak RSS."""
+    torch.set_num_threads(args.threads)
+    enhancer = Enhancer.from_pretrained(args.model, device="cpu", precision=args.precision)
+    image = PIL.Image.open(PHOTO).convert("RGB")
+    if args.case == "12mp":
+        image = image.resize((4000, 3000), PIL.Image.BICUBIC)
+    reset_rss_peak()
+    if args.case == "600x400":
+        enhancer(image)  # warm-up
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            enhancer(image)
+            times.append(time.perf_counter() - start)
+    else:
+        start = time.perf_counter()
+        enhancer(image, tile_size=512, tile_overlap=32)
+        times = [time.perf_counter() - start]
+    return {"seconds": times, "median_s": statistics.median(times), "peak_rss_bytes": rss_peak_bytes(),
+            "precision": enhancer.precision}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(REPO / "space" / "checkpoints" / "mirnet-lol"))
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+
+    info = machine_info("cpu")
+    info["cpu_native_bf16"] = cpu_has_fast_bf16()
+    precisions = ["fp32"] + (["bf16"] if info["cpu_native_bf16"] else [])
+    results = {}
+    for precision in precisions:
+        for case in ("600x400", "12mp"):
+            command = [sys.executable, __file__, "--worker", "--model", args.model, "--case", case, "--precision", precision,
+                       "--runs", str(args.runs), "--threads", str(args.threads)]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+            if done.returncode != 0:
+                raise SystemExit(f"{case} {precision} failed:\n{done.stderr[-3000:]}")
+            results[f"{case}_{precision}"] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(case, precision, results[f"{case}_{precision}"]["median_s"], flush=True)
+    info["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    config = json.loads((Path(args.model) / "config.json").read_text())
+    name = os.path.relpath(args.model, REPO) if os.path.isabs(args.model) else args.model
+    lines = [
+        START,
+        "## Shipped model (CPU)",
+        "",
+        f"`{name}` ({config['num_features']} channels, {config['num_rrg']} RRG x {config['num_mrb']} MRB), through "
+        "`modeling_mirnet.inference.Enhancer` (preprocess, forward, post-process to an 8-bit image), each case in a "
+        f"fresh process. Produced by `python benchmarks/shipped_model.py`. Machine: {info['cpu']}, "
+        f"{info['logical_cpus']} logical CPUs, torch {info['torch']}, {info['date']}; native bf16: "
+        f"**{'yes' if info['cpu_native_bf16'] else 'no'}**; load average {info['load_average_start']} -> {info['load_average_end']}.",
+        "",
+        "| precision | 600x400 photo, s (median of %d) | peak RSS | 12 MP photo, 512/32 tiles, s | peak RSS |" % args.runs,
+        "|---|---:|---:|---:|---:|",
+    ]
+    for precision in precisions:
+        small, big = results[f"600x400_{precision}"], results[f"12mp_{precision}"]
+        lines.append(f"| {precision} | {small['median_s']:.2f} | {small['peak_rss_bytes'] / 2**30:.2f} GiB | "
+                     f"{big['median_s']:.1f} | {big['peak_rss_bytes'] / 2**30:.2f} GiB |")
+    lines += ["", "Goals (issue 12): <= 0.5 s per 600x400 photo and <= 30 s per 12 MP photo on 2 cores, within 2 GB.", END]
+    section = "\n".join(lines)
+    print(section)
+    if args.write:
+        text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.is_file() else ""
+        if START in text and END in text:
+            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip() + "\n\n" + section + "\n"
+        BENCHMARKS_MD.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Scoring a model on image pairs: the one loop behind training's validation and `train/evaluate.py`.
+
+Pairs are decoded once into uint8 tensors (`decode_pairs`), then `score_pairs` runs the model on whole images,
+batched where sizes agree, and computes every metric on the model's device in float32 (`metrics.psnr_batch`,
+`ssim_batch`, `gt_mean_scale`), on the 8-bit-quantized output, as a saved PNG would be scored.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .inference import DEFAULT_TILE_OVERLAP, autocast_context
+from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
+from .modeling_mirnet import enhancement_loss
+
+
+@dataclass
+class ImagePairs:
+    """Decoded pairs: `lows[i]` and `highs[i]` are (3, H, W) uint8 tensors of the same size, `names[i]` a string."""
+
+    lows: list[torch.Tensor] = field(default_factory=list)
+    highs: list[torch.Tensor] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, indices) -> "ImagePairs":
+        indices = list(indices)
+        return ImagePairs([self.lows[i] for i in indices], [self.highs[i] for i in indices], [self.names[i] for i in indices])
+
+
+def image_to_uint8_tensor(image) -> torch.Tensor:
+    """A PIL image (any mode) -> (3, H, W) uint8 tensor."""
+    return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def decode_pairs(rows, limit: int | None = None) -> ImagePairs:
+    """Decode every `low`/`high` image of `rows` (a datasets.Dataset or any sequence of such dicts) once.
+
+    Raises ValueError naming the pair when its two images differ in size.
+    """
+    pairs = ImagePairs()
+    count = len(rows) if limit is None else min(limit, len(rows))
+    for i in range(count):
+        row = rows[i]
+        low, high = image_to_uint8_tensor(row["low"]), image_to_uint8_tensor(row["high"])
+        name = str(row.get("name", i)) if hasattr(row, "get") else str(i)
+        if low.shape != high.shape:
+            raise ValueError(f"{name}: low {tuple(low.shape[1:])} and high {tuple(high.shape[1:])} differ in size")
+        pairs.lows.append(low)
+        pairs.highs.append(high)
+        pairs.names.append(name)
+    return pairs
+
+
+def pad_to_multiple(pixel_values: torch.Tensor, divisor: int) -> torch.Tensor:
+    """Reflect-pad (B, C, H, W) at the bottom and right to multiples of `divisor` (as MIRNetImageProcessor pads)."""
+    height, width = pixel_values.shape[-2:]
+    pad_h, pad_w = -height % divisor, -width % divisor
+    if pad_h or pad_w:
+        mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
+        pixel_values = F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
+    return pixel_values
+
+
+def image_scores(image: torch.Tensor, reference: torch.Tensor, compute_ssim: bool = True) -> dict[str, torch.Tensor]:
+    """Per-image PSNR, GT-mean PSNR and SSIM of (B, 3, H, W) float images in [0, 1] (already 8-bit values)."""
+    scores = {"psnr": psnr_batch(image, reference), "psnr_gt_mean": psnr_batch(gt_mean_scale(image, reference), reference)}
+    if compute_ssim:
+        scores["ssim"] = ssim_batch(image, reference)
+    return scores
+
+
+@torch.no_grad()
+def score_pairs(
+    model,
+    pairs: ImagePairs,
+    batch_size: int = 4,
+    autocast_dtype: torch.dtype | None = None,
+    compute_ssim: bool = True,
+    loss_type: str | None = None,
+    progress=None,
+    tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    on_output=None,
+) -> dict[str, list[float]]:
+    """Run `model` on every low image of `pairs` (whole, batched by size) and score the 8-bit output.
+
+    Returns per-image lists, in the order of `pairs`: `psnr`, `psnr_gt_mean` (output scaled to the reference's mean
+    gray level first), `ssim` (when `compute_ssim`), `loss` (the model's training loss on the float output, when
+    `loss_type` is given). `progress(done, total)` is called after each batch; `on_output(index, image)` receives
+    each 8-bit output as a (3, H, W) uint8 CPU tensor. With `tile_size`, images larger than a tile run in overlapping
+    tiles (`MIRNetModel.enhance`). The model's train/eval mode is kept.
+    """
+    param = next(model.parameters())
+    device = param.device
+    divisor = model.config.size_divisor
+    was_training = model.training
+    model.eval()
+    by_size = defaultdict(list)
+    for i, low in enumerate(pairs.lows):
+        by_size[tuple(low.shape)].append(i)
+    results = {key: [0.0] * len(pairs) for key in ("psnr", "psnr_gt_mean")}
+    if compute_ssim:
+        results["ssim"] = [0.0] * len(pairs)
+    if loss_type:
+        results["loss"] = [0.0] * len(pairs)
+    done = 0
+    try:
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                low = torch.stack([pairs.lows[i] for i in chunk]).to(device, non_blocking=True)
+                high = torch.stack([pairs.highs[i] for i in chunk]).to(device, non_blocking=True).float().div_(255)
+                height, width = low.shape[-2:]
+                pixel_values = pad_to_multiple(low.to(param.dtype).div_(255), divisor)
+                with autocast_context(device, autocast_dtype):
+                    if tile_size:
+                        output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=tile_overlap)
+                    else:
+                        output = model(pixel_values, return_dict=True).reconstruction
+                output = output[..., :height, :width].float()
+                image = quantize(output)
+                scores = image_scores(image, high, compute_ssim)
+                if loss_type:
+                    scores["loss"] = torch.stack([enhancement_loss(o[None], h[None], loss_type, model.config.charbonnier_eps) for o, h in zip(output, high)])
+                if on_output is not None:
+                    for i, pixels in zip(chunk, image.mul(255).round().to(torch.uint8).cpu()):
+                        on_output(i, pixels)
+                for key, values in scores.items():
+                    for i, value in zip(chunk, values.tolist()):
+                        results[key][i] = value
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(pairs))
+    finally:
+        model.train(was_training)
+    return results
+
+
+def score_images(outputs: torch.Tensor, references: torch.Tensor, compute_ssim: bool = True) -> dict[str, list[float]]:
+    """The metrics of `score_pairs` for ready 8-bit images: (B, 3, H, W) uint8 outputs against their references."""
+    scores = image_scores(outputs.float().div(255), references.float().div(255), compute_ssim)
+    return {key: values.tolist() for key, values in scores.items()}
+
+
+__all__ = ["ImagePairs", "score_images", "image_scores", "decode_pairs", "score_pairs", "pad_to_multiple", "image_to_uint8_tensor"]

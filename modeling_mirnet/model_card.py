@@ -1,0 +1,87 @@
+"""The model card (README.md of a model folder), rendered from the repository's `model_card.md` template.
+
+One function serves train.py (the card of `output_dir/model`, validation figures) and package_model.py (the card of a
+shipped folder, with the test figures of `train/evaluate.py` added to its `model-index`).
+"""
+
+import subprocess
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.repocard_data import EvalResult
+
+from .metrics import INFLATION_DB
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the template is the repository's model_card.md
+NOT_HYPERPARAMETERS = ("config", "resume", "push_to_hub", "report_to", "output_dir")
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _result(split_name: str, dataset: str, split: str, metric: str, name: str, value: float) -> EvalResult:
+    return EvalResult(task_type="image-to-image", task_name="Low-light image enhancement", dataset_type=dataset,
+                      dataset_name=split_name, dataset_split=split, metric_type=metric, metric_name=name,
+                      metric_value=round(float(value), 4))
+
+
+def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None) -> Path:
+    """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
+    `state`: train.py's trainer_state.json; `test`: mean figures of evaluate.py on the test split (optional)."""
+    args = training["args"]
+    best = state["history"][state["best_epoch"] - 1]
+    dataset = str(args.get("dataset"))
+    validation_split = args.get("validation_split", "validation")
+    results = [_result(f"{dataset} ({validation_split})", dataset, validation_split, m, n, best[k])
+               for m, n, k in (("psnr", "PSNR", "val_psnr"), ("ssim", "SSIM", "val_ssim"),
+                               ("psnr", "PSNR (GT-mean)", "val_psnr_gt_mean")) if best.get(k) is not None]
+    test_table = "No test-split evaluation is recorded for this folder."
+    if test is not None:
+        results += [_result(f"{test['dataset']} ({test['split']})", test["dataset"], test["split"], m, n, test[k])
+                    for m, n, k in (("psnr", "PSNR", "psnr"), ("ssim", "SSIM", "ssim"), ("psnr", "PSNR (GT-mean)", "psnr_gt_mean"))]
+        rows = [f"| **{model_id}** | **{test['psnr']:.2f}** | **{test['ssim']:.4f}** | {test['psnr_gt_mean']:.2f} | {test['psnr'] + INFLATION_DB:.2f} |"]
+        rows += [f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_gt_mean']:.2f} | {m['psnr'] + INFLATION_DB:.2f} |"
+                 for name, m in test.get("baselines", {}).items()]
+        test_table = "\n".join([
+            f"Test split `{test['split']}` of `{test['dataset']}` ({test['n']} pairs), scored once, after the epoch was chosen:",
+            "",
+            "| method | PSNR (dB) | SSIM | PSNR, GT-mean (dB) | PSNR, seed convention (dB) |",
+            "|---|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"Command: `{test['command']}`",
+        ])
+    card_data = ModelCardData(
+        license="apache-2.0", library_name="transformers", pipeline_tag="image-to-image",
+        tags=["low-light-image-enhancement", "mirnet", "custom_code"], metrics=["psnr", "ssim"],
+        model_name=model_id, eval_results=results,
+    )
+    hyper = {k: v for k, v in args.items() if k not in NOT_HYPERPARAMETERS}
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(REPO_ROOT / "model_card.md"),
+        model_id=model_id,
+        experiment=args.get("experiment") or "custom run",
+        dataset=dataset,
+        validation_split=validation_split,
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"],
+        val_psnr=f"{best['val_psnr']:.2f}",
+        val_ssim=f"{best['val_ssim']:.4f}",
+        val_psnr_gt_mean=f"{best['val_psnr_gt_mean']:.2f}" if best.get("val_psnr_gt_mean") is not None else "n/a",
+        val_loss=f"{best['val_loss']:.5f}",
+        test_table=test_table,
+        hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
+        command=training.get("command", "n/a"),
+        commit=training.get("commit", "unknown"),
+    )
+    path = Path(folder) / "README.md"
+    card.save(path)
+    return path

@@ -1,0 +1,158 @@
+"""The one inference path (modeling_mirnet/inference.py): device, precision, model specs, tiles, out-of-memory,
+per-call progress, and the Enhancer every caller (CLI, Space, pipeline, scripts) goes through."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_mirnet import MIRNetModel
+from modeling_mirnet.hub import enhance_image as hub_enhance_image
+from modeling_mirnet.inference import (
+    IMAGE_SUFFIXES,
+    DeviceError,
+    Enhancer,
+    OutOfMemory,
+    count_tiles,
+    enhance_image,
+    is_out_of_memory,
+    load_mirnet,
+    looks_like_local_path,
+    parse_model_specs,
+    pick_device,
+    resolve_dtype,
+)
+
+from conftest import random_image
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device(None) == pick_device("auto")
+    with pytest.raises(DeviceError, match="unknown device 'gpu0'"):
+        pick_device("gpu0")
+    missing = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(DeviceError, match=f"device '{missing}' requested but") as err:
+        pick_device(missing)
+    assert isinstance(err.value, ValueError) and "mirnet-enhance" not in str(err.value)
+
+
+def test_resolve_dtype(monkeypatch):
+    assert resolve_dtype("fp32", "cpu") == resolve_dtype("float32", "cpu") == torch.float32
+    assert resolve_dtype("bf16", "cpu") == resolve_dtype(torch.bfloat16, "cpu") == torch.bfloat16
+    monkeypatch.setenv("MIRNET_CPU_BF16", "1")
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    monkeypatch.setenv("MIRNET_CPU_BF16", "0")
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(ValueError, match="unknown precision 'fp16': expected one of auto, fp32, bf16"):
+        resolve_dtype("fp16", "cpu")
+
+
+def test_looks_like_local_path(tmp_path):
+    assert not looks_like_local_path("org/mirnet-lol") and not looks_like_local_path("mirnet-lol")
+    for name in ("./mirnet", "/models/x", "~/x", "runs/exp/model", str(tmp_path), "C:\\models\\x"):
+        assert looks_like_local_path(name), name
+
+
+def test_parse_model_specs():
+    assert parse_model_specs(["org/mirnet-lol,org/mirnet-sice", "Mine=/models/x", " =org/other "]) == {
+        "LoL": "org/mirnet-lol", "SICE": "org/mirnet-sice", "Mine": "/models/x", "other": "org/other"}
+    # two folders that both read as "LoL": the second keeps its own name
+    assert parse_model_specs(["a/mirnet-lol", "b/mirnet-lol-v2"]) == {"LoL": "a/mirnet-lol", "mirnet-lol-v2": "b/mirnet-lol-v2"}
+    assert parse_model_specs("LoL=x") == {"LoL": "x"} and parse_model_specs(None) == {}
+    # evaluation's convention (a bare source labelled by its last component) is one argument away
+    assert parse_model_specs(["runs/lol_01/model"], label_for=lambda s: s.rstrip("/").split("/")[-1]) == {"model": "runs/lol_01/model"}
+    with pytest.raises(ValueError, match="two models labelled 'LoL'"):
+        parse_model_specs(["LoL=a", "LoL=b"])
+    with pytest.raises(ValueError, match="no model after '='"):
+        parse_model_specs(["LoL="])
+
+
+def test_count_tiles():
+    assert count_tiles(400, 600, None) == 1
+    assert count_tiles(400, 600, 1024) == 1
+    assert count_tiles(400, 600, 512) == 2  # rows: one tile of 400; columns: 0 and 88
+    assert count_tiles(3000, 4000, 512, 32) == 7 * 9
+
+
+def test_image_suffixes():
+    assert {".png", ".jpg", ".jpeg", ".tif", ".webp"} <= set(IMAGE_SUFFIXES)
+    assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
+
+
+def test_enhancer_is_the_path_behind_enhance_image(tiny_model_dir, tmp_path):
+    model, processor = load_mirnet(tiny_model_dir)
+    image = random_image(30, 41)
+    image.save(tmp_path / "in.png")
+    inputs = processor(image)
+    with torch.inference_mode():
+        expected = processor.post_process_image_to_image(model(inputs["pixel_values"]).reconstruction, inputs["original_sizes"])[0]
+    for result in (Enhancer(model, processor)(image), Enhancer(model, processor)(tmp_path / "in.png"),
+                   enhance_image(model, processor, image), hub_enhance_image(model, processor, image)):
+        np.testing.assert_array_equal(np.asarray(result), np.asarray(expected))
+    enhancer = Enhancer.from_pretrained(tiny_model_dir, device="cpu", precision="bf16")
+    assert enhancer.precision == "bf16" and enhancer.describe().startswith("CPU (") and enhancer.describe().endswith("bf16 autocast")
+    assert model.dtype == torch.float32  # autocast: the weights stay float32
+    bf16 = enhancer(image)
+    assert np.abs(np.asarray(bf16).astype(int) - np.asarray(expected)).max() <= 4
+
+
+@pytest.mark.parametrize("raised", [
+    MemoryError(),
+    RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123 bytes"),
+])
+def test_out_of_memory_becomes_one_error_with_a_tile_hint(tiny_model, monkeypatch, raised):
+    def enhance(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(tiny_model, "enhance", enhance)
+    enhancer = Enhancer(tiny_model)
+    with pytest.raises(OutOfMemory, match=r"out of memory on cpu enhancing a 4000x3000 image as a whole: try tiles of 512 px") as err:
+        enhancer.forward(torch.zeros(1, 3, 3000, 4000))
+    assert err.value.suggested_tile == 512
+    with pytest.raises(OutOfMemory, match=r"in tiles of 512 px: try tiles of 256 px"):
+        enhancer.forward(torch.zeros(1, 3, 3000, 4000), tile_size=512)
+    with pytest.raises(OutOfMemory, match=r"in tiles of 96 px: use a smaller image or a device with more memory") as err:
+        enhancer.forward(torch.zeros(1, 3, 3000, 4000), tile_size=96)
+    assert err.value.suggested_tile is None
+
+
+def test_other_errors_pass_through(tiny_model):
+    assert not is_out_of_memory(RuntimeError("shape mismatch")) and not is_out_of_memory(ValueError("memory"))
+    with pytest.raises(ValueError, match="tile_size must be"):
+        Enhancer(tiny_model).forward(torch.zeros(1, 3, 64, 64), tile_size=30)
+
+
+def test_progress_belongs_to_each_call_even_on_a_shared_model(tiny_model):
+    """Two requests on one model at once: each callback sees its own tiles only (a forward hook would see both)."""
+    enhancer = Enhancer(tiny_model)
+    calls = {"small": [], "large": []}
+    sizes = {"small": (1, 3, 64, 64), "large": (1, 3, 96, 160)}
+    barrier = threading.Barrier(2)
+
+    def run(name):
+        def on_tile(done, total):
+            calls[name].append((done, total))
+            if done == 1:
+                barrier.wait(timeout=30)  # make sure both calls are in flight together
+
+        enhancer.forward(torch.rand(sizes[name]), tile_size=32, tile_overlap=8, on_tile=on_tile)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for name, (*_, height, width) in sizes.items():
+        total = count_tiles(height, width, 32, 8)
+        assert calls[name] == [(done, total) for done in range(1, total + 1)], name
+
+
+def test_load_mirnet_accepts_auto_and_reports_bad_devices(tiny_model_dir):
+    model, _ = load_mirnet(tiny_model_dir, device="auto")
+    assert isinstance(model, MIRNetModel)
+    with pytest.raises(DeviceError):
+        load_mirnet(tiny_model_dir, device="banana")

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Package a trained run as a Hub-ready model folder: weights, code, processor, card with test results, curves.
+
+    python train/evaluate.py --dataset datasets/lol_eval15 --model mirnet-lol=runs/X/model --output results/mirnet_lol_eval15
+    python train/package_model.py --run runs/X --evaluation results/mirnet_lol_eval15/results.json \
+        --output space/checkpoints/mirnet-lol --name mirnet-lol
+
+The folder is what `save_for_hub` writes (model.safetensors, config.json with auto_map and custom_pipelines,
+preprocessor_config.json, the four code files), plus:
+- README.md: the model card (`model_card.md` template) with a `model-index` holding the validation figures of the
+  selected epoch and the test figures from `train/evaluate.py` (PSNR, GT-mean PSNR, SSIM);
+- curves.png and trainer_state.json of the run; training_args.json (every flag, the command and the git commit).
+
+The epoch was selected by train.py on validation only; the test figures are recorded, never used to choose.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from modeling_mirnet.hub import load_mirnet, save_for_hub
+from modeling_mirnet.model_card import write_model_card
+
+MAX_FOLDER_MB = 25
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, type=Path, help="train.py --output_dir of the run (holds model/)")
+    parser.add_argument("--evaluation", type=Path, help="results.json of train/evaluate.py on the test split")
+    parser.add_argument("--method", help="label of the model in that results.json (default: the first non-baseline)")
+    parser.add_argument("--output", required=True, type=Path, help="folder to write (replaced if it exists)")
+    parser.add_argument("--name", required=True, help="model id shown in the card, e.g. mirnet-lol")
+    args = parser.parse_args(argv)
+
+    model_dir = args.run / "model"
+    training_args_file = model_dir / "training_args.json"
+    for needed in (model_dir / "config.json", model_dir / "trainer_state.json", training_args_file):
+        if not needed.is_file():
+            print(f"error: {needed}: missing (is {args.run} a finished train.py run?)", file=sys.stderr)
+            return 2
+    state = json.loads((model_dir / "trainer_state.json").read_text())
+    training = json.loads(training_args_file.read_text())
+    test = None
+    if args.evaluation:
+        report = json.loads(args.evaluation.read_text())
+        methods = report["methods"]
+        label = args.method or next((m for m in methods if m not in ("input", "autocontrast", "equalize", "gamma_0.4")), None)
+        if label not in methods:
+            print(f"error: {args.evaluation}: no method {label!r} (has {', '.join(methods)})", file=sys.stderr)
+            return 2
+        test = {"dataset": report["dataset"], "split": report["split"], "n": report["n"], "command": report["command"],
+                **methods[label]["mean"]}
+        test["baselines"] = {m: methods[m]["mean"] for m in methods if m != label}
+
+    model, processor = load_mirnet(model_dir)
+    tmp = args.output.with_name(args.output.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_for_hub(model, tmp, processor)
+    for extra in ("curves.png", "trainer_state.json", "training_args.json"):
+        if (model_dir / extra).is_file():
+            shutil.copy2(model_dir / extra, tmp / extra)
+    if test is not None:
+        (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
+    write_model_card(tmp, training, state, model_id=args.name, test=test)
+    size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
+    if size_mb > MAX_FOLDER_MB:
+        print(f"error: the folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB limit", file=sys.stderr)
+        return 2
+    shutil.rmtree(args.output, ignore_errors=True)
+    tmp.rename(args.output)
+    print(f"wrote {args.output} ({size_mb:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
