@@ -322,3 +322,19 @@ def test_two_processes_train_and_resume(dataset_dir, tmp_path):
     pairs = decode_pairs(data_utils.load_pairs(dataset_dir, "validation"), limit=2)
     best = state["history"][state["best_epoch"] - 1]
     assert best["val_psnr"] == pytest.approx(float(np.mean(score_pairs(model, pairs)["psnr"])), abs=1e-3)
+
+
+def test_sweep_table_of_a_budget_study_stops_at_the_budget_epoch(tmp_path):
+    """A config whose meta has `budget_epochs` is tabulated as its run stood then, even after the run went on."""
+    sweep = load_script("sweep")
+    root = tmp_path / "runs"
+    history = [{"epoch": e, "val_psnr": p, "val_ssim": 0.7, "val_loss": l, "train_seconds": 60.0, "validation_seconds": 30.0}
+               for e, p, l in ((1, 15.0, 0.2), (2, 18.0, 0.12), (3, 21.0, 0.08))]
+    (root / "study").mkdir(parents=True)
+    (root / "study" / "trainer_state.json").write_text(json.dumps({"epoch": 3, "history": history}))
+    config = tmp_path / "study.yaml"
+    config.write_text("meta:\n  budget_epochs: 2\nexperiment: study\ndataset: data/lol\nepochs: 30\n")
+    assert sweep.main([str(config), "--table_only", "--output_root", str(root)]) == 0
+    row = json.loads((root / "sweep_results.json").read_text())[0]
+    assert (row["max_val_psnr"], row["best_epoch"], row["epochs_done"], row["budget_epochs"]) == (18.0, 2, 2, 2)
+    assert row["train_minutes"] == pytest.approx(3.0)

@@ -65,7 +65,10 @@ def summarize(path: Path, config: dict, out: Path) -> dict:
     if state_file.is_file():
         state = json.loads(state_file.read_text())
         history = state["history"]
-        row.update(epochs_done=state.get("epoch", len(history)), train_minutes=training_minutes(history))
+        if meta.get("budget_epochs"):  # a fixed-budget study: the run as it stood after its budget (it may go on later)
+            history = [h for h in history if h["epoch"] <= meta["budget_epochs"]]
+            row["budget_epochs"] = meta["budget_epochs"]
+        row.update(epochs_done=history[-1]["epoch"] if history else 0, train_minutes=training_minutes(history))
         validated = [h for h in history if h.get("val_psnr") is not None]  # --eval_every: not every epoch is validated
         if validated:
             best = max(validated, key=lambda h: h["val_psnr"])
