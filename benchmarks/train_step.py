@@ -80,7 +80,7 @@ def measure(which: str, spec: str, bf16: bool, args) -> dict:
         step()
         times.append(time.perf_counter() - start)
     result = {"median_s": statistics.median(times), "seconds": times, "params": sum(p.numel() for p in model.parameters())}
-    if args.count_ops:
+    if args.count_ops and not bf16:  # counted once per model (fp32); autocast adds its casts on top
         result["aten_ops_per_step"] = count_ops(step)
     return result
 

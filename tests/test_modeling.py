@@ -50,7 +50,9 @@ def test_forward_shapes_and_loss(overrides):
     out = model(x, labels=x.clone(), output_hidden_states=True)
     assert out.reconstruction.shape == x.shape
     assert len(out.hidden_states) == 1 + model.config.num_rrg
-    assert out.loss.ndim == 0 and out.loss.item() >= 0
+    # Charbonnier against its definition: mean(sqrt((output - label)^2 + eps^2)), eps = 1e-3
+    expected = torch.sqrt((out.reconstruction - x) ** 2 + model.config.charbonnier_eps**2).mean()
+    assert out.loss.ndim == 0 and out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     loss, reconstruction, _ = model(x, labels=x, output_hidden_states=True, return_dict=False)
     torch.testing.assert_close(reconstruction, out.reconstruction)
 

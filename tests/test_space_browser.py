@@ -88,3 +88,20 @@ def test_without_checkpoint_the_page_says_so(browser, shots):
         finally:
             page.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_shipped_model_in_the_browser(browser, shots):
+    """The bundled space/checkpoints/mirnet-lol, as `python space/app.py` serves it by default (this test's screenshot,
+    with MIRNET_SCREENSHOT_DIR set, is space/screenshot.png)."""
+    shipped = Path(__file__).resolve().parents[1] / "space" / "checkpoints" / "mirnet-lol"
+    with served({"LoL": str(shipped)}) as (_, demo):
+        shot = shots / "space-mirnet-lol.png"
+        status, notice, page = run_in_page(browser, demo.local_url, shot)
+        try:
+            assert "LoL" in status and "600x400" in status
+            assert "No trained MIRNet checkpoint" not in notice
+            assert page.locator("#mirnet-slider img").count() >= 1
+            assert "MIRNet" in page.locator("#metrics").inner_text()
+        finally:
+            page.close()
+    assert shot.stat().st_size > 10_000

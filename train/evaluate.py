@@ -1,7 +1,7 @@
 """Evaluate MIRNet checkpoints and classical baselines on a paired low-light dataset split.
 
     python train/evaluate.py --dataset data/lol --split test --model runs/lol_01_baseline/model --output results/lol
-    python train/evaluate.py --dataset ../shared/data/lol/eval15 --output results/lol_eval15_baselines   # baselines only
+    python train/evaluate.py --dataset datasets/lol_eval15 --output results/lol_eval15_baselines   # baselines only
     python train/evaluate.py --dataset org/lol --model lol=org/mirnet-lol --model sice=org/mirnet-sice --output results/x
 
 `--dataset` is a folder written by train/prepare_dataset.py, a Hub dataset id in that layout, or a raw `low/` +

@@ -2,7 +2,7 @@
 """Turn the raw LoL and SICE downloads into Hub-layout datasets for train.py and evaluate.py.
 
     python train/prepare_dataset.py lol  --root /path/to/LOLdataset --output data/lol  [--push-to-hub org/lol]
-    python train/prepare_dataset.py lol  --root ../shared/data/lol --output data/lol-test --test-only
+    python train/prepare_dataset.py lol  --root /path/to/LOL --output data/lol-test --test-only
     python train/prepare_dataset.py sice --root /path/to/SICE/Dataset_Part1 --output data/sice [--max-side 1200]
     python train/prepare_dataset.py lol  --root /path/to/LOLdataset --output data/lol-webp95 --webp-quality 95
 

@@ -1,0 +1,140 @@
+"""MIRNet model configuration."""
+
+from transformers import PretrainedConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+LOSS_TYPES = ("charbonnier", "l1", "rmse")
+DEFAULTS = {"num_streams": 3, "num_dau_columns": 2}
+
+
+def take_legacy_name(kwargs: dict, legacy: str, current: str, given):
+    """(value, name for error messages) of a field that `kwargs` may give under its legacy name (popped from it).
+
+    When both names are given with different values, the current name wins, with a warning.
+    """
+    if legacy not in kwargs:
+        return given, current
+    value = kwargs.pop(legacy)
+    if given != DEFAULTS[current]:
+        if given != value:
+            logger.warning(f"MIRNetConfig: got `{current}={given!r}` and its old name `{legacy}={value!r}`; using {given!r}")
+        return given, current
+    return value, f"{legacy} (the old name of {current})"
+
+
+class MIRNetConfig(PretrainedConfig):
+    r"""
+    Configuration of a [`MIRNetModel`] (Zamir et al., ECCV 2020, "Learning Enriched Features for Real Image
+    Restoration and Enhancement"). The defaults are the official MIRNet v1 (`swz30/MIRNet`): 3 RRGs of 2 MRBs,
+    64 features, 3 streams, 2 DAU columns, about 31.8M parameters.
+
+    Args:
+        num_channels (`int`, defaults to 3): channels of the input and output image.
+        num_features (`int`, defaults to 64): channels of the full-resolution stream (official `n_feat`).
+        num_rrg (`int`, defaults to 3): recursive residual groups (official `n_RRG`).
+        num_mrb (`int`, defaults to 2): multi-scale residual blocks per RRG (official `n_MSRB`).
+        num_streams (`int`, defaults to 3): parallel streams per MRB, at full, 1/2, 1/4, ... resolution
+            (official `height`).
+        num_dau_columns (`int`, defaults to 2): DAU columns per MRB; columns after the first fuse all streams with
+            SKFF (official `width`).
+        channel_factor (`float`, defaults to 2): channel multiplier from one stream to the next (official `stride`).
+        reduction (`int`, defaults to 8): channel reduction of the channel attention in every DAU.
+        skff_reduction (`int`, defaults to 8): channel reduction in SKFF (the squeezed size is at least 4).
+        kernel_size (`int`, defaults to 3): kernel size of the input, output and DAU convolutions.
+        spatial_attention_kernel_size (`int`, defaults to 5): kernel of the spatial-attention convolution.
+        bias (`bool`, defaults to `False`): bias on the model's input/output convolutions and each MRB's output
+            convolution, as the official `bias` argument does (attention, SKFF and resampling convolutions never
+            have one, there as here). The released official models use `False`.
+        share_dau_columns (`bool`, defaults to `True`): the official code builds each stream's DAUs as
+            `[DAU(...)] * width`, so every column of an MRB reuses one DAU per stream. `True` reproduces that
+            (31.79M parameters at the defaults); `False` gives each column its own DAU (42.24M).
+        loss_type (`str`, defaults to `"charbonnier"`): loss computed when `labels` are passed
+            (`"charbonnier"`, `"l1"` or `"rmse"`).
+        charbonnier_eps (`float`, defaults to 1e-3): epsilon of the Charbonnier loss.
+
+    The official names `height` and `width` (which are not image sizes) are accepted as aliases of `num_streams` and
+    `num_dau_columns`: `MIRNetConfig(height=4)`, `config.height` and config.json files that use them keep working,
+    and are saved under the new names.
+    """
+
+    model_type = "mirnet"
+    # legacy name -> current name; PretrainedConfig reads and writes the old names through this map
+    attribute_map = {"height": "num_streams", "width": "num_dau_columns"}
+
+    def __init__(
+        self,
+        num_channels: int = 3,
+        num_features: int = 64,
+        num_rrg: int = 3,
+        num_mrb: int = 2,
+        num_streams: int = DEFAULTS["num_streams"],
+        num_dau_columns: int = DEFAULTS["num_dau_columns"],
+        channel_factor: float = 2,
+        reduction: int = 8,
+        skff_reduction: int = 8,
+        kernel_size: int = 3,
+        spatial_attention_kernel_size: int = 5,
+        bias: bool = False,
+        share_dau_columns: bool = True,
+        loss_type: str = "charbonnier",
+        charbonnier_eps: float = 1e-3,
+        **kwargs,
+    ):
+        # the official names `height` / `width` (old config.json files, official-style keywords) set the new fields
+        num_streams, streams_label = take_legacy_name(kwargs, "height", "num_streams", num_streams)
+        num_dau_columns, columns_label = take_legacy_name(kwargs, "width", "num_dau_columns", num_dau_columns)
+        for name, value in {
+            "num_channels": num_channels,
+            "num_features": num_features,
+            "num_rrg": num_rrg,
+            "num_mrb": num_mrb,
+            streams_label: num_streams,
+            columns_label: num_dau_columns,
+            "reduction": reduction,
+            "skff_reduction": skff_reduction,
+        }.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"MIRNetConfig: `{name}` must be a positive integer, got {value!r}")
+        for name, value in {"kernel_size": kernel_size, "spatial_attention_kernel_size": spatial_attention_kernel_size}.items():
+            if not isinstance(value, int) or value < 1 or value % 2 == 0:
+                raise ValueError(f"MIRNetConfig: `{name}` must be a positive odd integer, got {value!r}")
+        if num_features < reduction:
+            raise ValueError(
+                f"MIRNetConfig: `num_features` ({num_features}) must be at least `reduction` ({reduction}), "
+                "or the channel attention would have no channels"
+            )
+        if not channel_factor >= 1:
+            raise ValueError(f"MIRNetConfig: `channel_factor` must be >= 1, got {channel_factor!r}")
+        if loss_type not in LOSS_TYPES:
+            raise ValueError(f"MIRNetConfig: `loss_type` must be one of {LOSS_TYPES}, got {loss_type!r}")
+        self.num_channels = num_channels
+        self.num_features = num_features
+        self.num_rrg = num_rrg
+        self.num_mrb = num_mrb
+        self.num_streams = num_streams
+        self.num_dau_columns = num_dau_columns
+        self.channel_factor = channel_factor
+        self.reduction = reduction
+        self.skff_reduction = skff_reduction
+        self.kernel_size = kernel_size
+        self.spatial_attention_kernel_size = spatial_attention_kernel_size
+        self.bias = bias
+        self.share_dau_columns = share_dau_columns
+        self.loss_type = loss_type
+        self.charbonnier_eps = charbonnier_eps
+        super().__init__(**kwargs)
+
+    @property
+    def stream_channels(self) -> list[int]:
+        """Channels of each stream, full resolution first (64, 128, 256 at the defaults)."""
+        return [int(self.num_features * self.channel_factor**level) for level in range(self.num_streams)]
+
+    @property
+    def size_divisor(self) -> int:
+        """Input height and width must be multiples of this (each stream halves the resolution)."""
+        return 2 ** (self.num_streams - 1)
+
+
+__all__ = ["MIRNetConfig", "LOSS_TYPES"]

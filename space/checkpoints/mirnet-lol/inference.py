@@ -1,0 +1,355 @@
+"""The one inference path of MIRNet, shared by every caller (`mirnet-enhance`, the Space, the pipeline, evaluation,
+the scripts): which model (a folder or a Hub id), where and in which precision it runs, and
+image -> pixel values -> network (whole or in tiles, with per-call progress) -> 8-bit image.
+
+    enhancer = Enhancer.from_pretrained("org/mirnet-lol", device="auto", precision="auto")
+    enhancer("dark.jpg", tile_size=512, on_tile=lambda done, total: print(f"tile {done}/{total}")).save("bright.png")
+
+This file travels with saved checkpoints (the pipeline imports it), so it imports its siblings only as
+`from .module import Name` and nothing that `transformers` does not already need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+
+import torch
+
+from .image_processing_mirnet import MIRNetImageProcessor, load_image
+from .modeling_mirnet import MIRNetModel, tile_starts
+
+DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles (MIRNetModel.enhance's default; a test keeps them equal)
+SUGGESTED_TILE = 512  # the tile size suggested when a whole image does not fit in memory
+MIN_SUGGESTED_TILE = 128  # below this, tiles cost more in seams and overhead than they save: no suggestion
+# One list of the image files the tools pick up from a folder (the CLI; train/data_utils.py for datasets).
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
+PRECISIONS = ("auto", "fp32", "bf16")
+_PRECISION_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # instructions that make bf16 matmuls/convs faster than fp32 on CPU
+
+
+# ----------------------------------------------------------------------------------------------- where it runs
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports (/proc/cpuinfo); empty where that file does not exist."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX): only then is bf16 autocast a speed-up.
+
+    Without them oneDNN emulates bf16 and runs slower than fp32; set MIRNET_CPU_BF16=1/0 to override the check.
+    """
+    override = os.environ.get("MIRNET_CPU_BF16")
+    if override in ("0", "1"):
+        return override == "1"
+    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+
+
+class DeviceError(ValueError):
+    """A device name that is not valid, or names hardware this machine does not have."""
+
+
+def pick_device(name: str | torch.device | None = "auto") -> torch.device:
+    """"auto" (or None): the GPU when there is one, else the CPU; otherwise the named device, checked to exist."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} requested but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {name!r} requested but MPS is not available")
+    return device
+
+
+def resolve_dtype(precision: str | torch.dtype, device: str | torch.device) -> torch.dtype:
+    """The dtype the forward pass runs in (under autocast; the weights stay float32) for `precision` on `device`.
+
+    "fp32" -> float32; "bf16" -> bfloat16; "auto" -> bfloat16 on a CUDA GPU that supports it and on a CPU with
+    native bf16 (`cpu_has_fast_bf16`), float32 elsewhere. "float32" / "bfloat16" and torch dtypes are accepted too.
+    """
+    if isinstance(precision, torch.dtype):
+        if precision in (torch.float32, torch.bfloat16):
+            return precision
+        raise ValueError(f"unsupported precision {precision}: expected torch.float32 or torch.bfloat16")
+    name = _PRECISION_ALIASES.get(str(precision).lower())
+    if name is None:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        device = torch.device(device)
+        fast_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
+            device.type == "cpu" and cpu_has_fast_bf16()
+        )
+        return torch.bfloat16 if fast_bf16 else torch.float32
+    return torch.bfloat16 if name == "bf16" else torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """"bf16" or "fp32", as the tools show it."""
+    return "bf16" if dtype == torch.bfloat16 else "fp32"
+
+
+def describe_device(device: str | torch.device, dtype: torch.dtype) -> str:
+    """Where and in which precision the network runs, for logs and UIs: "CPU (2 threads), bf16 autocast",
+    "GPU (NVIDIA H100 80GB HBM3), fp32"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        where = f"GPU ({torch.cuda.get_device_name(device)})"
+    elif device.type == "cpu":
+        threads = torch.get_num_threads()
+        where = f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+    else:
+        where = str(device)
+    return f"{where}, {'bf16 autocast' if dtype == torch.bfloat16 else 'fp32'}"
+
+
+def autocast_context(device: str | torch.device, dtype: torch.dtype | None):
+    """torch.autocast for `dtype` on `device` (bf16/fp16), or nothing for fp32 / None."""
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------------------------- which model
+
+
+def looks_like_local_path(name: str | os.PathLike) -> bool:
+    """True when `name` is meant as a local path, not a Hub id ("org/name"): it exists, starts with ".", "/" or
+    "~", or has more than one "/" or a backslash (a Hub id has at most one "/")."""
+    name = os.fspath(name)
+    return os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def default_label(source: str) -> str:
+    """The label a model gets without `LABEL=`: "LoL" / "SICE" when its name says so, else its folder or repo name."""
+    name = os.path.basename(source.rstrip("/\\")) or source
+    lowered = name.lower()
+    if "sice" in lowered:
+        return "SICE"
+    if "lol" in lowered:
+        return "LoL"
+    return name
+
+
+def parse_model_specs(specs, label_for=default_label) -> dict[str, str]:
+    """["LoL=org/mirnet-lol", "path/mirnet-sice", "a,b"] -> {"LoL": "org/mirnet-lol", "SICE": "path/mirnet-sice", ...}.
+
+    Each spec is `LABEL=SOURCE` or a bare SOURCE (a folder or Hub id), and may hold several, comma-separated. A bare
+    source is labelled by `label_for(source)` (`default_label`: LoL / SICE / its name); when that label is taken,
+    by its folder or repo name. Raises ValueError for an empty source or a label given twice.
+    """
+    models: dict[str, str] = {}
+    for spec in [specs] if isinstance(specs, str) else specs or []:
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            label, sep, source = (part.strip() for part in item.partition("="))
+            if not sep:
+                label, source = "", item
+            if not source:
+                raise ValueError(f"{item!r}: no model after '=': expected LABEL=FOLDER_OR_HUB_ID")
+            if not label:
+                label = label_for(source)
+                if label in models:  # two "LoL" folders: fall back to the folder names
+                    label = os.path.basename(source.rstrip("/\\")) or source
+            if label in models:
+                raise ValueError(f"two models labelled {label!r} ({models[label]} and {source}): name them with LABEL=SOURCE")
+            models[label] = source
+    return models
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder or Hub id that cannot be loaded; the message says which and why."""
+
+
+def load_mirnet(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[MIRNetModel, MIRNetImageProcessor]:
+    """(model, image_processor) from a local folder or a Hub id, in eval mode on `device` ("auto" allowed).
+
+    Works offline for local folders and for Hub ids already in the cache (set HF_HUB_OFFLINE=1). Raises
+    ModelLoadError naming the source when it is missing or is not a MIRNet checkpoint, DeviceError for a device
+    this machine does not have.
+    """
+    from transformers import AutoModel
+
+    device = pick_device(device)
+    name = os.path.expanduser(os.fspath(name_or_path))
+    if looks_like_local_path(name) and not os.path.isdir(name):
+        raise ModelLoadError(f"{name}: no such model folder")
+    try:
+        model = AutoModel.from_pretrained(name, dtype=dtype) if dtype else AutoModel.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(f"{name}: cannot load a MIRNet model ({first_line})") from err
+    if not isinstance(model, MIRNetModel):
+        raise ModelLoadError(f"{name}: is a {type(model).__name__}, not a MIRNet model")
+    try:
+        processor = MIRNetImageProcessor.from_pretrained(name)
+    except (OSError, ValueError):  # a folder with weights only: the processor follows from the config
+        processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
+    return model.to(device).eval(), processor
+
+
+# ----------------------------------------------------------------------------------------------- running it
+
+
+def count_tiles(height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP) -> int:
+    """How many network calls `MIRNetModel.enhance` makes for a (padded) height x width input: 1 without tiling."""
+    if tile_size is None:
+        return 1
+    return math.prod(len(tile_starts(n, min(tile_size, n), min(tile_size, n) - overlap)) for n in (height, width))
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for the errors PyTorch and Python raise when an allocation fails (CPU, CUDA or MPS)."""
+    if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        return True
+    message = str(err).lower()
+    return isinstance(err, RuntimeError) and any(
+        s in message for s in ("out of memory", "can't allocate memory", "cannot allocate memory")
+    )
+
+
+def smaller_tile(height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP) -> int | None:
+    """A tile size (a multiple of 32, at least 128) that needs less memory than `tile_size` (None: the whole image),
+    or None when there is no such size worth suggesting."""
+    base = tile_size if tile_size is not None else max(height, width)
+    suggested = min(SUGGESTED_TILE, base // 2) // 32 * 32
+    return suggested if suggested >= MIN_SUGGESTED_TILE and suggested > 2 * overlap else None
+
+
+class OutOfMemory(RuntimeError):
+    """The network ran out of memory; `suggested_tile` (None: none smaller would do) is a tile size that needs less.
+
+    One error for every caller: the CLI adds its flag (--tile N), the Space its control.
+    """
+
+    def __init__(self, device, height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP):
+        self.device, self.tile_size = device, tile_size
+        self.suggested_tile = smaller_tile(height, width, tile_size, overlap)
+        how = "as a whole" if tile_size is None else f"in tiles of {tile_size} px"
+        advice = (
+            f"try tiles of {self.suggested_tile} px" if self.suggested_tile
+            else "use a smaller image or a device with more memory"
+        )
+        super().__init__(f"out of memory on {device} enhancing a {width}x{height} image {how}: {advice}")
+
+
+class Enhancer:
+    """A loaded model and its image processor, run in one precision: image in, enhanced 8-bit RGB image out.
+
+    The three steps are public so that callers can place them (the Space runs `forward` on the GPU worker):
+    `preprocess` (file or image -> padded [0, 1] tensors), `forward` (network under autocast, whole or tiled,
+    `on_tile(done, total)` after each tile, out-of-memory as `OutOfMemory`), `postprocess` (crop, clamp, 8-bit PIL).
+    Calls share no state: several threads may use one Enhancer.
+    """
+
+    def __init__(self, model: MIRNetModel, processor: MIRNetImageProcessor | None = None, precision="fp32"):
+        self.model = model
+        self.processor = processor or MIRNetImageProcessor(size_divisor=model.config.size_divisor)
+        self.dtype = resolve_dtype(precision, self.device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, device="auto", precision="auto") -> "Enhancer":
+        """Load a folder or Hub id (`load_mirnet`) on `device` ("auto": the GPU when present)."""
+        return cls(*load_mirnet(name_or_path, device=device), precision=precision)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def precision(self) -> str:
+        return precision_name(self.dtype)
+
+    def describe(self) -> str:
+        """Where and how it runs, for logs and UIs (`describe_device`)."""
+        return describe_device(self.device, self.dtype)
+
+    def preprocess(self, image):
+        """A file path, PIL image, array or tensor -> BatchFeature(pixel_values, original_sizes).
+
+        Files are read with `load_image` (ImageLoadError names the file and the problem)."""
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(image, self.processor.max_pixels)
+        return self.processor(image, return_tensors="pt")
+
+    def forward(
+        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        on_tile=None,
+    ) -> torch.Tensor:
+        """The network's float32 output for `pixel_values`, on the model's device (see `MIRNetModel.enhance`).
+
+        Raises OutOfMemory (with a suggested tile size) when an allocation fails, ValueError for bad tile settings.
+        """
+        try:
+            with autocast_context(self.device, self.dtype):
+                return self.model.enhance(pixel_values, tile_size, tile_overlap, on_tile=on_tile).float()
+        except (RuntimeError, MemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+        # raised outside the except block, so the failed attempt's tensors are freed first
+        height, width = pixel_values.shape[-2:]
+        raise OutOfMemory(self.device, height, width, tile_size, tile_overlap)
+
+    def postprocess(self, reconstruction: torch.Tensor, original_sizes) -> list:
+        """Network output -> 8-bit RGB PIL images cropped to `original_sizes`."""
+        return self.processor.post_process_image_to_image(reconstruction, original_sizes)
+
+    def __call__(self, image, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, on_tile=None):
+        """One image (file path, PIL, numpy or torch) in, the enhanced PIL image of the same size out."""
+        inputs = self.preprocess(image)
+        output = self.forward(inputs["pixel_values"], tile_size, tile_overlap, on_tile)
+        return self.postprocess(output, inputs["original_sizes"])[0]
+
+
+def enhance_image(
+    model: MIRNetModel, processor: MIRNetImageProcessor, image, tile_size: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None,
+):
+    """`Enhancer(model, processor, precision)(image, ...)`: one image in, the enhanced PIL image of the same size out."""
+    return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile)
+
+
+__all__ = [
+    "DEFAULT_TILE_OVERLAP",
+    "IMAGE_SUFFIXES",
+    "PRECISIONS",
+    "DeviceError",
+    "Enhancer",
+    "ModelLoadError",
+    "OutOfMemory",
+    "autocast_context",
+    "count_tiles",
+    "cpu_flags",
+    "cpu_has_fast_bf16",
+    "default_label",
+    "describe_device",
+    "enhance_image",
+    "is_out_of_memory",
+    "load_mirnet",
+    "looks_like_local_path",
+    "parse_model_specs",
+    "pick_device",
+    "precision_name",
+    "resolve_dtype",
+]

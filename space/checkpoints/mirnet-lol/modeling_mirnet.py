@@ -1,0 +1,471 @@
+"""PyTorch MIRNet (Zamir et al., ECCV 2020), faithful to the official v1 code (`swz30/MIRNet`).
+
+Top-down, as in the paper's figure: MIRNet = conv -> RRGs -> conv, plus a global residual to the input image;
+RRG = MRBs -> conv, plus a residual; MRB = parallel streams at full, 1/2, 1/4 resolution, each refined by DAUs,
+exchanging information through SKFF and residual down/up-sampling.
+
+Differences from the official code, none of which change the function it computes:
+- the official network shares one PReLU module among every DAU (a Python default-argument quirk); here each DAU
+  owns its PReLU. The converter copies the shared slope into each, so converted checkpoints are identical.
+- the anti-aliasing blur filter is a constant computed in `BlurPool.forward`, not a saved buffer.
+- work the official code does twice is done once: the first mesh column reuses the downsampled streams of the
+  first column, and the bilinear branch of up-sampling applies its 1x1 convolution before interpolating
+  (the two commute), a quarter of the pixels.
+- for speed, with the same arithmetic up to float rounding (see benchmarks/NOTES.md): feature maps are channels_last
+  on CPU, the DAU's 1x1 fusion applies the spatial gate after the convolution instead of concatenating gated copies,
+  and sums are accumulated in place into freshly computed tensors.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import ImageSuperResolutionOutput
+
+from .configuration_mirnet import MIRNetConfig
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
+    """A 'same'-padded convolution, as used throughout MIRNet."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3):
+    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1 or RMSE."""
+    diff = prediction.float() - target.float()
+    if loss_type == "charbonnier":
+        return torch.sqrt(diff * diff + eps * eps).mean()
+    if loss_type == "l1":
+        return diff.abs().mean()
+    if loss_type == "rmse":
+        return torch.sqrt((diff * diff).mean())
+    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1' or 'rmse'")
+
+
+class SKFF(nn.Module):
+    """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
+
+    def __init__(self, channels: int, num_streams: int, reduction: int = 8):
+        super().__init__()
+        squeezed = max(int(channels / reduction), 4)
+        self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
+        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(num_streams)])
+
+    def forward(self, streams: list[torch.Tensor]) -> torch.Tensor:
+        pooled = sum(s.mean(dim=(2, 3), keepdim=True) for s in streams)  # GAP of the sum = sum of the GAPs
+        squeezed = self.conv_du(pooled)
+        weights = torch.stack([fc(squeezed) for fc in self.fcs]).softmax(dim=0)
+        fused = streams[0] * weights[0]
+        for stream, weight in zip(streams[1:], weights[1:]):
+            fused.addcmul_(stream, weight)  # in place: one pass per stream, no temporaries
+        return fused
+
+
+class SpatialAttention(nn.Module):
+    """Spatial attention: a sigmoid map from the channel-wise max and mean, through one conv."""
+
+    def __init__(self, kernel_size: int = 5):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, 1, height, width) attention map that multiplies `x`."""
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.conv(pooled))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention (squeeze-and-excitation): GAP -> 1x1 (C/r) -> ReLU -> 1x1 (C) -> sigmoid."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, channels, 1, 1) attention weights that multiply `x`."""
+        return self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class GatedFusion(nn.Conv2d):
+    """The DAU's 1x1 fusion convolution (2C -> C) of [features * spatial gate, features * channel gate].
+
+    A Conv2d (same `weight`, same init, same checkpoint keys) whose forward skips the concatenation: the per-pixel
+    spatial gate commutes with a 1x1 convolution, so it multiplies that half's output instead of its input. The weight
+    is only read inside this module's own forward, so offloading hooks (accelerate) load it when it is needed.
+    """
+
+    def forward(self, features, spatial_gate, channel_gate, residual):
+        w_spatial, w_channel = self.weight.chunk(2, dim=1)
+        fused = F.conv2d(features * channel_gate, w_channel, self.bias)
+        return fused.add_(residual).addcmul_(spatial_gate, F.conv2d(features, w_spatial))  # in place on a fresh output
+
+
+class DAU(nn.Module):
+    """Dual Attention Unit: conv-PReLU-conv features, spatial and channel attention in parallel, 1x1 fusion, residual."""
+
+    def __init__(self, channels: int, config: MIRNetConfig):
+        super().__init__()
+        k = config.kernel_size  # no biases here: the official DAU never passes `bias` on
+        self.body = nn.Sequential(conv(channels, channels, k), nn.PReLU(), conv(channels, channels, k))
+        self.spatial_attention = SpatialAttention(config.spatial_attention_kernel_size)
+        self.channel_attention = ChannelAttention(channels, config.reduction)
+        self.conv1x1 = GatedFusion(2 * channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res = self.body(x)
+        return self.conv1x1(res, self.spatial_attention.gate(res), self.channel_attention.gate(res), x)
+
+
+class BlurPool(nn.Module):
+    """Anti-aliased stride-2 downsampling (Zhang, ICML 2019): reflect pad, [1,2,1]x[1,2,1]/16 depthwise blur."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = x.new_tensor([1.0, 2.0, 1.0])
+        kernel = (torch.outer(taps, taps) / 16).expand(x.shape[1], 1, 3, 3)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, stride=2, groups=x.shape[1])
+
+
+class ResidualDownSample(nn.Module):
+    """Residual down-sampling: (1x1-PReLU-3x3-PReLU-blurpool-1x1) + (blurpool-1x1), halving the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.top = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
+            nn.PReLU(),
+            BlurPool(),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+        self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.top(x).add_(self.bot(x))
+
+
+class ResidualUpSample(nn.Module):
+    """Residual up-sampling: (1x1-PReLU-transposed conv-PReLU-1x1) + (bilinear-1x1), doubling the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.top = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
+            nn.PReLU(),
+            nn.ConvTranspose2d(in_channels, in_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+        self.bot = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        upsample, project = self.bot
+        # bilinear interpolation and a 1x1 conv commute: project at low resolution, then interpolate
+        return self.top(x).add_(upsample(project(x)))
+
+
+def resampler(channels: list[int], source: int, target: int) -> nn.Sequential:
+    """Residual down- or up-sampling steps that take stream `source` to the resolution and width of `target`."""
+    step = 1 if target > source else -1
+    block = ResidualDownSample if step == 1 else ResidualUpSample
+    return nn.Sequential(*[block(channels[s], channels[s + step]) for s in range(source, target, step)])
+
+
+class MRB(nn.Module):
+    """Multi-scale Residual Block: parallel streams refined by DAUs, exchanging information through SKFF."""
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__()
+        self.num_streams, self.num_columns = config.num_streams, config.num_dau_columns
+        channels = config.stream_channels
+        distinct_columns = 1 if config.share_dau_columns else config.num_dau_columns
+        # daus[column][stream]; with share_dau_columns every column uses column 0 (as the official code does)
+        self.daus = nn.ModuleList(
+            [nn.ModuleList([DAU(c, config) for c in channels]) for _ in range(distinct_columns)]
+        )
+        self.skff = nn.ModuleList([SKFF(c, config.num_streams, config.skff_reduction) for c in channels])
+        levels = range(config.num_streams)
+        self.down = nn.ModuleDict(
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s < t}
+        )
+        self.up = nn.ModuleDict(
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s > t}
+        )
+        # the final fusion brings every stream back to full resolution with resamplers of its own
+        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.num_streams)})
+        # like the official code, `config.bias` reaches only this convolution and the model's conv_in/conv_out
+        self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=config.bias)
+
+    def dau(self, column: int, stream: int) -> DAU:
+        return self.daus[column if len(self.daus) > 1 else 0][stream]
+
+    def resample(self, x: torch.Tensor, source: int, target: int) -> torch.Tensor:
+        if source == target:
+            return x
+        table = self.down if source < target else self.up
+        return table[f"{source}_to_{target}"](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Column 0: each stream is the previous one downsampled, then refined by its DAU.
+        downsampled = {}  # (source, target) -> tensor, reused by the first mesh column
+        streams = [self.dau(0, 0)(x)]
+        for level in range(1, self.num_streams):
+            downsampled[(level - 1, level)] = self.resample(streams[-1], level - 1, level)
+            streams.append(self.dau(0, level)(downsampled[(level - 1, level)]))
+        # Columns 1..num_columns-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
+        for column in range(1, self.num_columns):
+            fused = []
+            for target in range(self.num_streams):
+                inputs = [
+                    downsampled.get((source, target)) if column == 1 and (source, target) in downsampled
+                    else self.resample(streams[source], source, target)
+                    for source in range(self.num_streams)
+                ]
+                fused.append(self.skff[target](inputs))
+            streams = [self.dau(column, level)(fused[level]) for level in range(self.num_streams)]
+        # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
+        full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.num_streams)]
+        return self.conv_out(self.skff[0](full)).add_(x)
+
+
+class RRG(GradientCheckpointingLayer):
+    """Recursive Residual Group: MRBs followed by a 3x3 conv, with a residual connection.
+
+    The unit of gradient checkpointing (`model.activation_checkpointing_enable()`, or `gradient_checkpointing_enable()`
+    on older transformers): in training only each RRG's input is kept, and its inside is recomputed in the backward
+    pass. Also the unit a `device_map` never splits (see `_no_split_modules`).
+    """
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__()
+        self.mrbs = nn.ModuleList([MRB(config) for _ in range(config.num_mrb)])
+        self.conv = conv(config.num_features, config.num_features, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for mrb in self.mrbs:
+            h = mrb(h)
+        return self.conv(h).add_(x)
+
+
+class MIRNetPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and loading conventions shared by MIRNet models."""
+
+    config_class = MIRNetConfig
+    config: MIRNetConfig
+    # MIRNetModel has no head and is its own base model (`model.base_model is model`): no prefix to add or strip
+    base_model_prefix = ""
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    supports_gradient_checkpointing = True
+    # the residual sums are added in place (`out.add_(x)`), so both operands must sit on one device: never split an RRG
+    _no_split_modules = ["RRG"]
+    # the layer that turns pixels into features, what `get_input_embeddings()` returns: `enable_input_require_grads()`
+    # hooks it so that adapters (PEFT) with reentrant gradient checkpointing still get gradients
+    _input_embed_layer = "conv_in"
+
+    def _init_weights(self, module):
+        # PyTorch's default initialisation, as the official model is trained with (not transformers' N(0, 0.02))
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight.shape[1] * module.weight[0][0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.PReLU):
+            init.constant_(module.weight, 0.25)
+
+
+class MIRNetModel(MIRNetPreTrainedModel):
+    """MIRNet: conv -> RRGs -> conv predicts a residual that is added to the input image (values in [0, 1])."""
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__(config)
+        k = config.kernel_size
+        self.conv_in = conv(config.num_channels, config.num_features, k, config.bias)
+        self.rrgs = nn.ModuleList([RRG(config) for _ in range(config.num_rrg)])
+        self.conv_out = conv(config.num_features, config.num_channels, k, config.bias)
+        # Feature maps in channels_last (NHWC) memory format: the same arithmetic, but oneDNN runs the
+        # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
+        self.channels_last: bool | None = None
+        self.post_init()
+
+    def feature_memory_format(self, pixel_values: torch.Tensor) -> torch.memory_format:
+        """The memory format of the feature maps for an input on `pixel_values.device` (see `channels_last`)."""
+        use = self.channels_last if self.channels_last is not None else pixel_values.device.type == "cpu"
+        return torch.channels_last if use else torch.contiguous_format
+
+    def check_pixel_values(self, pixel_values) -> None:
+        """Raise a ValueError that names the problem when `pixel_values` cannot go through the network."""
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+        if pixel_values.ndim != 4:
+            raise ValueError(
+                f"pixel_values must have shape (batch, {self.config.num_channels}, height, width), "
+                f"got {tuple(pixel_values.shape)}"
+            )
+        if pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"pixel_values has {pixel_values.shape[1]} channels, the model expects {self.config.num_channels}"
+            )
+        if not pixel_values.is_floating_point():
+            raise ValueError(f"pixel_values must be floating point in [0, 1], got dtype {pixel_values.dtype}")
+        divisor = self.config.size_divisor
+        height, width = pixel_values.shape[-2:]
+        if height % divisor or width % divisor or height < 2 * divisor or width < 2 * divisor:
+            raise ValueError(
+                f"MIRNet needs height and width that are multiples of {divisor} and at least {2 * divisor}, "
+                f"got {height}x{width}; MIRNetImageProcessor reflect-pads images to fit and crops them back"
+            )
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        original_sizes: list | None = None,
+    ) -> ImageSuperResolutionOutput | tuple:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
+            Low-light images in [0, 1]; height and width multiples of `config.size_divisor`.
+        labels (`torch.FloatTensor` of the same shape, *optional*):
+            Reference images; when given, `loss` is `config.loss_type` between the output and them.
+        output_hidden_states (`bool`, *optional*):
+            Also return the features after `conv_in` and after each RRG (defaults to `config.output_hidden_states`).
+        return_dict (`bool`, *optional*):
+            Return an `ImageSuperResolutionOutput` rather than a tuple (defaults to `config.return_dict`).
+        original_sizes (*optional*):
+            Not used: accepted so that `model(**image_processor(images))` works (the processor returns the sizes
+            before padding, which `post_process_image_to_image` needs). Any other keyword is a TypeError.
+        """
+        self.check_pixel_values(pixel_values)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        features = self.conv_in(pixel_values.contiguous(memory_format=self.feature_memory_format(pixel_values)))
+        hidden_states = (features,) if output_hidden_states else None
+        for rrg in self.rrgs:
+            features = rrg(features)
+            if output_hidden_states:
+                hidden_states += (features,)
+        residual = self.conv_out(features)
+        # `.to` is a no-op unless a device_map put conv_out on another device than the input
+        reconstruction = (pixel_values.to(residual.device) + residual).contiguous()
+
+        loss = None
+        if labels is not None:
+            if labels.shape != reconstruction.shape:
+                raise ValueError(f"labels shape {tuple(labels.shape)} != pixel_values shape {tuple(pixel_values.shape)}")
+            labels = labels.to(reconstruction.device)
+            loss = enhancement_loss(reconstruction, labels, self.config.loss_type, self.config.charbonnier_eps)
+        if not return_dict:
+            return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
+        return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
+
+    @torch.inference_mode()
+    def enhance(
+        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None
+    ) -> torch.Tensor:
+        """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
+
+        With `tile_size`, the image is processed in `tile_size` squares that overlap by `tile_overlap` pixels and
+        are blended with linear ramps, so memory stays bounded for large photos. Output is not clamped.
+        `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole image): progress that
+        belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`; a test keeps them equal.)
+        """
+        param = next(self.parameters())
+        pixel_values = pixel_values.to(device=param.device, dtype=param.dtype)
+        height, width = pixel_values.shape[-2:]
+        if tile_size is None or (height <= tile_size and width <= tile_size):
+            reconstruction = self(pixel_values, return_dict=True).reconstruction
+            if on_tile is not None:
+                on_tile(1, 1)
+            return reconstruction
+        return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile)
+
+
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets of tiles of size `tile` covering [0, length), the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def blend_ramp(length: int, overlap: int, at_start: bool, at_end: bool, device, dtype) -> torch.Tensor:
+    """1-D blending weights of a tile: linear ramps over `overlap` pixels on sides that touch another tile."""
+    weights = torch.ones(length, device=device, dtype=dtype)
+    ramp = torch.arange(1, overlap + 1, device=device, dtype=dtype) / (overlap + 1)
+    if overlap and not at_start:
+        weights[:overlap] = ramp
+    if overlap and not at_end:
+        weights[-overlap:] = ramp.flip(0)
+    return weights
+
+
+def tiled_forward(
+    model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None
+) -> torch.Tensor:
+    """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image.
+
+    `on_tile(done, total)`, when given, is called after each tile.
+    """
+    divisor = model.config.size_divisor
+    if tile_size % divisor or tile_size < 2 * divisor:
+        raise ValueError(f"tile_size must be a multiple of {divisor} and at least {2 * divisor}, got {tile_size}")
+    if not 0 <= tile_overlap < tile_size // 2 or tile_overlap % divisor:
+        raise ValueError(
+            f"tile_overlap must be a multiple of {divisor} in [0, tile_size/2), got {tile_overlap} for tile {tile_size}"
+        )
+    batch, channels, height, width = pixel_values.shape
+    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
+    stride_h, stride_w = tile_h - tile_overlap, tile_w - tile_overlap
+    output = torch.zeros_like(pixel_values, dtype=torch.float32)
+    total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
+    rows, cols = tile_starts(height, tile_h, stride_h), tile_starts(width, tile_w, stride_w)
+    done = 0
+    for top in rows:
+        wy = blend_ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, output.device, torch.float32)
+        for left in cols:
+            wx = blend_ramp(tile_w, tile_overlap, left == 0, left + tile_w == width, output.device, torch.float32)
+            weight = wy[:, None] * wx[None, :]
+            tile = pixel_values[:, :, top : top + tile_h, left : left + tile_w]
+            result = model(tile, return_dict=True).reconstruction.float()
+            output[:, :, top : top + tile_h, left : left + tile_w] += result * weight
+            total[:, :, top : top + tile_h, left : left + tile_w] += weight
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(rows) * len(cols))
+    return (output / total).to(pixel_values.dtype)
+
+
+__all__ = [
+    "MIRNetModel",
+    "MIRNetPreTrainedModel",
+    "SKFF",
+    "DAU",
+    "MRB",
+    "RRG",
+    "enhancement_loss",
+    "tiled_forward",
+]
