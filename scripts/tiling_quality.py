@@ -1,6 +1,6 @@
 """How much does tiled inference change the result? PSNR of tiled vs whole-image output on real photos.
 
-    python scripts/tiling_quality.py --images ../shared/data/lol/eval15/low --model PATH_OR_HUB_ID
+    python scripts/tiling_quality.py --images datasets/lol_eval15/low --model space/checkpoints/mirnet-lol
 
 MIRNet pools globally (channel attention, SKFF), so each tile sees slightly different statistics than the whole
 image. For each tile size / overlap this prints the mean and worst PSNR (dB, uint8 RGB) between the tiled and the
