@@ -49,6 +49,7 @@ from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
 from modeling_mirnet.hub import save_for_hub
 from modeling_mirnet.inference import cpu_has_fast_bf16
+from modeling_mirnet.metrics import psnr_batch
 from modeling_mirnet.model_card import git_commit, write_model_card
 
 MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias")
@@ -289,8 +290,7 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
 
 def batch_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean PSNR (data range 1) over a batch of crops, on the clamped float output (a tensor: no sync per step)."""
-    mse = (prediction.detach().float().clamp(0, 1) - target.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return (-10 * torch.log10(mse)).mean()
+    return psnr_batch(prediction.detach().float().clamp(0, 1), target).mean()
 
 
 # ----------------------------------------------------------------------------------------------------------------
