@@ -8,6 +8,9 @@ its state_dict with `convert_checkpoint`) and the same input, so their outputs a
 a fresh subprocess, so each peak memory figure belongs to that case alone. Writes BENCHMARKS.md (the table, the
 command, the machine) and a JSON file with the raw numbers. The official code is loaded by path, without running
 its `utils/__init__.py` (which imports cv2); it is never copied into this repository.
+
+Ours is also run through the inference path in fp32, bf16 autocast, torch.compile and both (`--cpu-variants`), each
+timed and its 8-bit outputs on the bundled eval15 photos compared with fp32's (`--quality-images`).
 """
 
 import argparse
@@ -302,7 +305,45 @@ def worker_cpu_big_untiled(args, which: str) -> dict:
     return {"seconds": time.perf_counter() - start, "peak_rss_bytes": rss_peak_bytes(), "rss_after_model_bytes": rss_model}
 
 
+def worker_cpu_variant(args, variant: str) -> dict:
+    """Ours through the inference path (`Enhancer`) in one precision, compiled or not: seconds per image on the
+    seeded input (median of runs after a first call, which also compiles), then the 8-bit outputs for the first
+    `--quality-images` eval15 photos (saved for the comparison with fp32) and their PSNR against the references."""
+    import numpy as np
+    from PIL import Image
+
+    from modeling_mirnet.inference import Enhancer
+    from modeling_mirnet.metrics import psnr
+
+    torch.set_num_threads(args.threads)
+    precision = "bf16" if "bf16" in variant else "fp32"
+    model = build("ours", args, "cpu")
+    enhancer = Enhancer(model, precision=precision, compile="compile" in variant)
+    x = seeded_input(1, args.height, args.width, "cpu")
+    start = time.perf_counter()
+    enhancer.forward(x)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        enhancer.forward(x)
+        times.append(time.perf_counter() - start)
+    low, high = os.path.join(args.quality_dataset, "low"), os.path.join(args.quality_dataset, "high")
+    names = sorted(os.listdir(low))[: args.quality_images]
+    outputs, scores = [], []
+    for name in names:
+        out = np.asarray(enhancer(os.path.join(low, name)))
+        outputs.append(out)
+        scores.append(psnr(out, np.asarray(Image.open(os.path.join(high, name)).convert("RGB"))))
+    np.save(os.path.join(args.workdir, f"quality_{variant}.npy"), np.stack(outputs))
+    median = statistics.median(times)
+    return {"variant": variant, "seconds": times, "median_s": median, "first_call_s": first,
+            "compile_s": first - median if "compile" in variant else None, "quality_images": names,
+            "psnr_vs_reference": scores, "mean_psnr_vs_reference": float(np.mean(scores))}
+
+
 WORKERS = {
+    "cpu_variant": worker_cpu_variant,
     "cpu_speed": worker_cpu_speed,
     "cpu_big_untiled": worker_cpu_big_untiled,
     "cpu_tiled": worker_cpu_tiled,
@@ -312,13 +353,35 @@ WORKERS = {
 }
 
 
+def compare_variants(args, variants: dict) -> dict:
+    """Each variant's 8-bit eval15 outputs against fp32's: PSNR over all photos (pooled MSE) and for the worst one."""
+    import numpy as np
+
+    path = os.path.join(args.workdir, "quality_fp32.npy")
+    if not os.path.exists(path):
+        return variants
+    reference = np.load(path).astype(np.float64) / 255
+    for name, result in variants.items():
+        other = os.path.join(args.workdir, f"quality_{name}.npy")
+        if "error" in result or not os.path.exists(other):
+            continue
+        mse = ((np.load(other).astype(np.float64) / 255 - reference) ** 2).reshape(len(reference), -1).mean(axis=1)
+        to_db = lambda m: float("inf") if m == 0 else float(10 * np.log10(1 / m))  # noqa: E731
+        result["output_vs_fp32_psnr_pooled"] = to_db(mse.mean())
+        result["output_vs_fp32_psnr_worst"] = to_db(mse.max())
+        result["psnr_change_vs_fp32"] = result["mean_psnr_vs_reference"] - variants["fp32"]["mean_psnr_vs_reference"]
+    return variants
+
+
 def spawn(args, case: str, *case_args) -> dict:
     """Run one case in a fresh Python process (so peaks do not mix) and return its JSON result."""
     command = [sys.executable, os.path.abspath(__file__), *args.passthrough, "--workdir", args.workdir,
                "--worker", json.dumps([case, *case_args])]
     print(f"[benchmark] {case} {' '.join(map(str, case_args))} ...", flush=True)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    cache = os.path.join(args.workdir, "inductor-cache", case + "-" + "-".join(map(str, case_args)))  # cold per case
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
     if done.returncode != 0:
         print(done.stderr[-3000:], file=sys.stderr)
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -357,6 +420,43 @@ def fmt_bytes(n) -> str:
 
 def ratio(a, b) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
+
+
+def fmt_db(value) -> str:
+    return "identical" if value == float("inf") else f"{value:.2f} dB"
+
+
+def variant_table(args, results: dict) -> list[str]:
+    """The CPU section's second table: ours in fp32, bf16, compiled, both, against the official code and fp32."""
+    variants, official = results.get("cpu_variants", {}), results["cpu"].get("official", {})
+    if "median_s" not in variants.get("fp32", {}):
+        return []
+    fp32 = variants["fp32"]
+    count = len(fp32["quality_images"])
+    lines = [
+        "### Precision and compilation (ours, default configuration)",
+        "",
+        f"Through the package's inference path (`modeling_mirnet.inference.Enhancer`, as the CLI, pipeline and Space"
+        f" run it: preprocessing aside, network under autocast, float output), one process per variant, same weights"
+        f" and input as above; seconds per {args.width}x{args.height} image, median of {args.runs} after a first call"
+        f" (which compiles, for the compiled variants: `compile_model`, inductor with weight freezing). Output change:"
+        f" the variant's 8-bit outputs against fp32's on the first {count} bundled eval15 photos"
+        f" (`{os.path.relpath(args.quality_dataset, REPO)}`), PSNR of the pooled MSE and of the worst photo; eval15"
+        f" change: mean PSNR against the references, variant minus fp32 (random weights: only the change is meaningful).",
+        "",
+        "| variant | s per image | official fp32 / this | fp32 / this | compile time | output vs fp32: all / worst photo | eval15 PSNR change |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, v in variants.items():
+        if "median_s" not in v:
+            lines.append(f"| {name} | {v.get('error', 'failed')} | | | | | |")
+            continue
+        compile_s = f"{v['compile_s']:.0f} s" if v.get("compile_s") is not None else "-"
+        change = "-" if name == "fp32" else (f"{fmt_db(v['output_vs_fp32_psnr_pooled'])} / {fmt_db(v['output_vs_fp32_psnr_worst'])}")
+        delta = "-" if name == "fp32" else f"{v['psnr_change_vs_fp32']:+.3f} dB"
+        lines.append(f"| {name} | {v['median_s']:.2f} | **{ratio(official.get('median_s'), v['median_s'])}** |"
+                     f" {ratio(fp32['median_s'], v['median_s'])} | {compile_s} | {change} | {delta} |")
+    return lines + [""]
 
 
 def write_report(args, results: dict, command: str) -> None:
@@ -447,6 +547,7 @@ def write_report(args, results: dict, command: str) -> None:
             ),
             "",
         ]
+    lines += variant_table(args, results)
     lines += ["## GPU", ""]
     gpu = results.get("cuda")
     if not gpu:
@@ -505,7 +606,7 @@ def write_report(args, results: dict, command: str) -> None:
     kept = []
     if os.path.isfile(args.output):
         previous = open(args.output).read()
-        for name in ("train-step", "shipped-model"):
+        for name in ("shipped-model", "train-step", "kernel-count", "epoch-breakdown"):
             start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
             if start in previous and end in previous:
                 kept.append(previous[previous.index(start) : previous.index(end) + len(end)])
@@ -528,6 +629,11 @@ def parse_args(argv=None):
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--big-tiles", type=int, default=3,
                         help="CPU tiled 12 MP case: compute only the first N tiles (0: all); the peak is per tile")
+    parser.add_argument("--cpu-variants", default="bf16,compile,bf16+compile",
+                        help="ours through the inference path besides fp32: bf16 autocast, torch.compile, or both")
+    parser.add_argument("--quality-dataset", default=os.path.join(REPO, "datasets", "lol_eval15"),
+                        help="low/ + high/ pairs for the output comparison of the variants (default: bundled eval15)")
+    parser.add_argument("--quality-images", type=int, default=15, help="how many of its photos (sorted by name)")
     parser.add_argument("--skip-12mp", action="store_true", help="leave out the large-photo cases")
     parser.add_argument("--untiled-12mp", action="store_true", help="also run the large photo whole when it fits safely")
     parser.add_argument("--gpu-batch", type=int, default=4, help="images per GPU inference call")
@@ -566,6 +672,8 @@ def main(argv=None):
         if all(map(os.path.exists, outputs)):
             a, b = (torch.load(p, weights_only=True) for p in outputs)
             cpu["max_abs_diff"] = (a - b).abs().max().item()
+        variants = ["fp32"] + [v for v in args.cpu_variants.split(",") if v]
+        results["cpu_variants"] = compare_variants(args, {v: spawn(args, "cpu_variant", v) for v in variants})
         results["flops"] = {which: spawn(args, "flops", which) for which in ("official", "ours")}
         if not args.skip_12mp:
             big = results["cpu_12mp"] = {"ours_tiled": spawn(args, "cpu_tiled", "ours")}

@@ -32,6 +32,23 @@ def _result(split_name: str, dataset: str, split: str, metric: str, name: str, v
                       metric_value=round(float(value), 4))
 
 
+def earlier_stages_note(folder) -> str:
+    """For a model trained in stages (`--init_from`): one line per earlier stage whose records sit in
+    folder/earlier_stages/N/ (package_model.py copies them there), or "" when there are none."""
+    import json
+
+    lines = []
+    for stage in sorted(Path(folder).glob("earlier_stages/*/training_args.json"), key=lambda p: int(p.parent.name)):
+        record = json.loads(stage.read_text())
+        history = json.loads((stage.parent / "trainer_state.json").read_text())
+        lines.append(f"- stage {stage.parent.name}: `{record.get('command', 'n/a')}` at commit `{record.get('commit', 'unknown')}`, "
+                     f"{history['epoch']} epochs, best validation PSNR {history['best_val_psnr']:.2f} dB at epoch "
+                     f"{history['best_epoch']} (records: `{stage.parent.relative_to(folder).as_posix()}/`)")
+    if not lines:
+        return ""
+    return "This run started from an earlier model (`init_from`), trained as follows:\n\n" + "\n".join(lines) + "\n"
+
+
 def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None) -> Path:
     """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
     `state`: train.py's trainer_state.json; `test`: mean figures of evaluate.py on the test split (optional)."""
@@ -81,6 +98,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
         commit=training.get("commit", "unknown"),
+        earlier_stages=earlier_stages_note(folder),
     )
     path = Path(folder) / "README.md"
     card.save(path)

@@ -95,6 +95,16 @@ def test_bad_device_and_tile_settings_exit_2(tiny_model_dir, tmp_path, capsys):
     assert not (tmp_path / "o" / "a.png").exists()
 
 
+def test_compile_without_a_cxx_compiler_exits_2(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import modeling_mirnet.inference as inference
+
+    monkeypatch.setattr(inference, "find_cxx_compiler", lambda: None)
+    random_image(40, 40).save(tmp_path / "a.png")
+    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--compile"]) == 2
+    assert "mirnet-enhance: compiling the model (compile=True, --compile) needs a C++ compiler" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "a.png").exists()
+
+
 def test_folders_keep_their_structure(tiny_model_dir, tmp_path):
     for sub in ("a", "b", "b/deeper"):
         (tmp_path / "in" / sub).mkdir(parents=True)

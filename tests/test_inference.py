@@ -16,6 +16,7 @@ from modeling_mirnet.inference import (
     OutOfMemory,
     count_tiles,
     enhance_image,
+    find_cxx_compiler,
     is_out_of_memory,
     load_mirnet,
     looks_like_local_path,
@@ -156,3 +157,30 @@ def test_load_mirnet_accepts_auto_and_reports_bad_devices(tiny_model_dir):
     assert isinstance(model, MIRNetModel)
     with pytest.raises(DeviceError):
         load_mirnet(tiny_model_dir, device="banana")
+
+
+@pytest.mark.skipif(find_cxx_compiler() is None, reason="torch.compile's inductor needs a C++ compiler on CPU")
+def test_compiled_enhancer_matches_eager_whole_and_tiled(tiny_model_dir):
+    """`Enhancer(compile=True)` (torch.compile, inductor, frozen weights) computes what the eager model computes, on a
+    whole image and in tiles (one tile shape: one compilation), and says it is compiled."""
+    eager = Enhancer.from_pretrained(tiny_model_dir, device="cpu", precision="fp32")
+    compiled = Enhancer.from_pretrained(tiny_model_dir, device="cpu", precision="fp32", compile=True)
+    assert "torch.compile" in compiled.describe() and "torch.compile" not in eager.describe()
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(3))
+    try:
+        first = compiled.forward(x)
+    except Exception as err:  # the machine cannot build inductor's C++ (e.g. no Python headers): not this package's bug
+        if "CppCompileError" in repr(err) or "C++ compile error" in str(err):
+            pytest.skip(f"torch.compile cannot build C++ here: {str(err).splitlines()[0]}")
+        raise
+    torch.testing.assert_close(first, eager.forward(x), rtol=0, atol=1e-5)
+    torch.testing.assert_close(compiled.forward(x, tile_size=32, tile_overlap=8), eager.forward(x, tile_size=32, tile_overlap=8),
+                               rtol=0, atol=1e-5)
+
+
+def test_compile_without_a_cxx_compiler_is_one_clear_error(tiny_model_dir, monkeypatch):
+    import modeling_mirnet.inference as inference
+
+    monkeypatch.setattr(inference, "find_cxx_compiler", lambda: None)
+    with pytest.raises(DeviceError, match="needs a C\\+\\+ compiler"):
+        Enhancer.from_pretrained(tiny_model_dir, device="cpu", compile=True)

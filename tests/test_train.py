@@ -338,3 +338,70 @@ def test_sweep_table_of_a_budget_study_stops_at_the_budget_epoch(tmp_path):
     row = json.loads((root / "sweep_results.json").read_text())[0]
     assert (row["max_val_psnr"], row["best_epoch"], row["epochs_done"], row["budget_epochs"]) == (18.0, 2, 2, 2)
     assert row["train_minutes"] == pytest.approx(3.0)
+
+
+def test_ema_weights_are_validated_exported_and_resumed(dataset_dir, tmp_path):
+    """--ema_decay: the exported model holds the moving average (not the last training weights), the average is part
+    of the checkpoint (a resumed run ends bit-identical to a straight one), and resuming with another decay is refused."""
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--learning_rate", "3e-3", "--ema_decay", "0.9",
+              "--report_to", "none"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    result = run([*common, "--output_dir", str(straight)], launcher=[sys.executable])
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((straight / "trainer_state.json").read_text())
+    assert state["ema_decay"] == 0.9 and state["best_epoch"] in (1, 2)
+    assert all(h["first_step_seconds"] > 0 for h in state["history"])
+    trained = load_file(straight / "checkpoints" / f"epoch_{state['best_epoch']:04d}" / "model.safetensors")
+    exported = load_file(straight / "model" / "model.safetensors")
+    assert trained.keys() == exported.keys()
+    assert any(not torch.equal(trained[k], exported[k]) for k in trained)  # the average, not the last step's weights
+
+    first = run([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"], launcher=[sys.executable])
+    assert first.returncode == 0, first.stderr[-3000:]
+    other = run([*common[:-4], "--ema_decay", "0.5", "--report_to", "none", "--output_dir", str(interrupted), "--resume", "latest"],
+                launcher=[sys.executable])
+    assert other.returncode == 2 and "that run used --ema_decay 0.9" in other.stderr and "Traceback" not in other.stderr
+    second = run([*common, "--output_dir", str(interrupted), "--resume", "latest"], launcher=[sys.executable])
+    assert second.returncode == 0, second.stderr[-3000:]
+    history = lambda folder: [{k: v for k, v in h.items() if not k.endswith("seconds")}  # noqa: E731
+                              for h in json.loads((folder / "trainer_state.json").read_text())["history"]]
+    assert history(interrupted) == history(straight)
+    a, b = load_file(interrupted / "model" / "model.safetensors"), load_file(straight / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_compiled_training_step_through_the_launcher(dataset_dir, tmp_path):
+    """`accelerate launch --dynamo_backend ...` compiles the training step; validation and the export use the plain
+    module (whole images of other shapes), and the exported folder loads. (aot_eager: dynamo and AOTAutograd as with
+    inductor, without the C++ compile, to keep the test short.)"""
+    launcher = [*LAUNCH[:-2], "--dynamo_backend", "aot_eager"]
+    out = tmp_path / "run"
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--output_dir", str(out), "--report_to", "none"],
+                 launcher=launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["history"][0]["val_psnr"] is not None and state["history"][0]["first_step_seconds"] > 0
+    from modeling_mirnet.hub import load_mirnet
+
+    model, _ = load_mirnet(out / "model")
+    assert not any(key.startswith("_orig_mod") for key in model.state_dict())
+
+
+def test_packaging_a_staged_run_keeps_the_earlier_stages_records(tmp_path):
+    """A run started with --init_from from a packaged model: its package keeps that model's records (and the ones
+    it kept itself) as earlier_stages/1, 2, ... and the card names each stage's command and best validation PSNR."""
+    from modeling_mirnet.model_card import earlier_stages_note
+
+    package = load_script("package_model")
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "earlier_stages" / "1").mkdir(parents=True)
+    for folder, command, psnr in ((first / "earlier_stages" / "1", "train.py --stage one", 18.5), (first, "train.py --stage two", 20.05)):
+        (folder / "training_args.json").write_text(json.dumps({"args": {}, "command": command, "commit": "abc"}))
+        (folder / "trainer_state.json").write_text(json.dumps({"epoch": 4, "best_epoch": 3, "best_val_psnr": psnr, "history": []}))
+    package.copy_earlier_stages({"args": {"init_from": str(first)}}, second)
+    assert sorted(p.name for p in (second / "earlier_stages").iterdir()) == ["1", "2"]
+    note = earlier_stages_note(second)
+    assert "stage 1: `train.py --stage one`" in note and "18.50 dB" in note
+    assert "stage 2: `train.py --stage two`" in note and "20.05 dB at epoch 3" in note
+    package.copy_earlier_stages({"args": {"init_from": None}}, tmp_path / "third")
+    assert not (tmp_path / "third").exists() and earlier_stages_note(tmp_path / "third") == ""

@@ -26,6 +26,22 @@ from modeling_mirnet.model_card import write_model_card
 MAX_FOLDER_MB = 25
 
 
+def copy_earlier_stages(training: dict, folder: Path) -> None:
+    """A run that started from another model (`--init_from`): keep that model's records (its own earlier stages first,
+    then its training_args.json, trainer_state.json and curves.png) in folder/earlier_stages/1, 2, ... for the card."""
+    parent = training["args"].get("init_from")
+    if not parent or not (Path(parent) / "training_args.json").is_file():
+        return
+    parent = Path(parent)
+    stages = sorted(parent.glob("earlier_stages/*"), key=lambda p: int(p.name)) + [parent]
+    for number, stage in enumerate(stages, start=1):
+        target = folder / "earlier_stages" / str(number)
+        target.mkdir(parents=True)
+        for name in ("training_args.json", "trainer_state.json", "curves.png"):
+            if (stage / name).is_file():
+                shutil.copy2(stage / name, target / name)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, type=Path, help="train.py --output_dir of the run (holds model/)")
@@ -62,6 +78,7 @@ def main(argv=None) -> int:
     for extra in ("curves.png", "trainer_state.json", "training_args.json"):
         if (model_dir / extra).is_file():
             shutil.copy2(model_dir / extra, tmp / extra)
+    copy_earlier_stages(training, tmp)
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
     write_model_card(tmp, training, state, model_id=args.name, test=test)

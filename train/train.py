@@ -13,6 +13,9 @@ crops, 3 RRGs x 2 MRBs, 64 channels, 50 epochs, ReduceLROnPlateau on validation 
     # CPU, no accelerate config file needed; bf16 autocast where the CPU has native bf16 (AVX512-BF16 / AMX)
     accelerate launch --cpu --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no train/train.py ...
 
+Compilation too comes from the launcher: `accelerate launch --dynamo_backend inductor [--dynamo_mode reduce-overhead]`
+compiles the training step (reduce-overhead: CUDA graphs of the fixed-shape step on a GPU); each epoch records its first
+step's seconds (`first_step_seconds`: with compilation, the compile time). Validation always runs the plain module.
 Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file; on a CPU
 without native bf16 the run warns that fp32 would be faster. For speed, the pairs are decoded once into uint8 tensors
 (random crops are cut from memory), Adam is fused where torch has it, and validation (every `--eval_every` epochs and
@@ -23,8 +26,8 @@ What a run writes to --output_dir:
     model/                    the best epoch's model (by validation PSNR): save_pretrained + image processor + code,
                               a model card (README.md), the curves and training_args.json (flags, command, commit);
                               ready for `push_to_hub`, or for train/package_model.py to add test-split figures
-    trainer_state.json        per-epoch history (train/validation loss, PSNR, GT-mean PSNR, SSIM, lr; train, validation
-                              and checkpoint seconds; validation figures are null on epochs not validated), best epoch
+    trainer_state.json        per-epoch history (train/validation loss, PSNR, GT-mean PSNR, SSIM, lr; train, first-step,
+                              validation and checkpoint seconds; validation figures are null on epochs not validated), best epoch
     curves.png                loss and PSNR curves, train and validation
     logs/                     TensorBoard logs (when tensorboard is installed)
 """
@@ -95,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--batch_size", type=int, default=4, help="per device")
     opt.add_argument("--epochs", type=int, default=50)
     opt.add_argument("--max_grad_norm", type=float, default=None)
+    opt.add_argument("--ema_decay", type=float, default=None,
+                     help="keep an exponential moving average of the weights (e.g. 0.999): validation, the best-epoch "
+                          "choice and the exported model use the average")
     opt.add_argument("--seed", type=int, default=42)
     run = p.add_argument_group("run")
     run.add_argument("--output_dir", default="runs/mirnet")
@@ -121,6 +127,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("crop_size", "batch_size", "epochs", "eval_every", "validation_batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be positive, got {getattr(args, name)}")
+    if args.ema_decay is not None and not 0 < args.ema_decay < 1:
+        parser.error(f"--ema_decay must be between 0 and 1 (e.g. 0.999), got {args.ema_decay}")
     if args.crop_size % (2 ** (args.num_streams - 1)):
         parser.error(f"--crop_size {args.crop_size} must be a multiple of {2 ** (args.num_streams - 1)} for --num_streams {args.num_streams}")
     return args
@@ -211,6 +219,15 @@ def build_model(args) -> MIRNetModel:
         return model.train()
     config = MIRNetConfig(**{k: getattr(args, k) for k in MODEL_KNOBS}, loss_type=args.loss)
     return MIRNetModel(config)
+
+
+def build_ema(args, model: MIRNetModel):
+    """The weights' exponential moving average (torch.optim.swa_utils), or None without --ema_decay."""
+    if not args.ema_decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
 
 
 def fused_adam_kwargs(device: torch.device) -> dict:
@@ -352,6 +369,8 @@ def train(args) -> int:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     set_seed(args.seed)
+    if accelerator.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # training crops have one shape: pick the fastest conv algorithms once
 
     if accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16" and not cpu_has_fast_bf16():
         accelerator.print("warning: this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be slower than "
@@ -380,11 +399,21 @@ def train(args) -> int:
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     scheduler = build_scheduler(args, optimizer, len(train_loader))
     accelerator.register_for_checkpointing(scheduler)
+    # the plain module: validation (whole images of any size), the EMA and the export never run the compiled step
+    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)
+    ema = build_ema(args, unwrapped)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    evaluated = ema.module if ema is not None else unwrapped  # what validation scores and model/ exports
 
-    state = {"epoch": 0, "global_step": 0, "best_epoch": 0, "best_val_psnr": -math.inf, "history": []}
+    state = {"epoch": 0, "global_step": 0, "best_epoch": 0, "best_val_psnr": -math.inf, "history": [], "ema_decay": args.ema_decay}
     if resume_dir is not None:
+        saved = json.loads((resume_dir / "trainer_state.json").read_text())
+        if saved.get("ema_decay") != args.ema_decay:
+            raise DataError(f"--resume {resume_dir}: that run used --ema_decay {saved.get('ema_decay')}, this one "
+                            f"{args.ema_decay}; resume with the same value")
         accelerator.load_state(str(resume_dir))
-        state = json.loads((resume_dir / "trainer_state.json").read_text())
+        state = saved
         accelerator.print(f"resumed from {resume_dir} (epoch {state['epoch']} done)")
         horizon = max(1, args.epochs * len(train_loader))
         if args.lr_scheduler == "cosine" and scheduler.T_max != horizon:  # --epochs changed: the decay follows it
@@ -394,7 +423,6 @@ def train(args) -> int:
         accelerator.print(f"nothing to do: {state['epoch']} of {args.epochs} epochs already done")
     accelerator.init_trackers("mirnet", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
-    unwrapped = accelerator.unwrap_model(model)
     started = time.monotonic()
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         epoch_started = time.monotonic()
@@ -402,7 +430,8 @@ def train(args) -> int:
         train_loader.set_epoch(epoch)
         losses, psnrs = [], []
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_local_main_process)
-        for batch in progress:
+        for step, batch in enumerate(progress):
+            step_started = time.monotonic() if step == 0 else None
             pixel_values = batch["pixel_values"].float().div_(255)
             labels = batch["labels"].float().div_(255)
             with accelerator.autocast():
@@ -412,9 +441,14 @@ def train(args) -> int:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update_parameters(unwrapped)
             if args.lr_scheduler != "plateau":
                 scheduler.step()
             state["global_step"] += 1
+            if step_started is not None:  # the first step of an epoch (with --dynamo_backend: includes compiling)
+                out.loss.item()  # waits for the device
+                first_step_seconds = time.monotonic() - step_started
             losses.append(out.loss.detach())
             psnrs.append(batch_psnr(out.reconstruction, labels))
             if state["global_step"] % 10 == 0:
@@ -434,16 +468,17 @@ def train(args) -> int:
         validation_started = time.monotonic()
         metrics = {"val_loss": None, "val_psnr": None, "val_ssim": None, "val_psnr_gt_mean": None}
         if validate_now:
-            metrics = validate(accelerator, unwrapped, val_pairs, args.validation_batch_size or (1 if accelerator.device.type == "cpu" else 8))
+            metrics = validate(accelerator, evaluated, val_pairs, args.validation_batch_size or (1 if accelerator.device.type == "cpu" else 8))
             if args.lr_scheduler == "plateau":
                 scheduler.step(metrics["val_psnr"])
         validation_seconds = time.monotonic() - validation_started
 
         record = {"epoch": epoch, "train_loss": train_loss, "train_psnr": train_psnr, **metrics,
                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.monotonic() - started, 1),
-                  "train_seconds": round(train_seconds, 2), "validation_seconds": round(validation_seconds, 2)}
+                  "train_seconds": round(train_seconds, 2), "first_step_seconds": round(first_step_seconds, 2),
+                  "validation_seconds": round(validation_seconds, 2)}
         state["epoch"] = epoch
-        message = f"epoch {epoch}: train loss {train_loss:.5f} psnr {train_psnr:.2f} ({train_seconds:.0f} s)"
+        message = f"epoch {epoch}: train loss {train_loss:.5f} psnr {train_psnr:.2f} ({train_seconds:.0f} s, first step {first_step_seconds:.1f} s)"
         if validate_now:
             message += (f" | val loss {metrics['val_loss']:.5f} psnr {metrics['val_psnr']:.2f} ssim {metrics['val_ssim']:.4f}"
                         f" gt-mean psnr {metrics['val_psnr_gt_mean']:.2f} ({validation_seconds:.0f} s)")
@@ -452,7 +487,7 @@ def train(args) -> int:
         if validate_now and metrics["val_psnr"] > state["best_val_psnr"]:
             state["best_val_psnr"], state["best_epoch"] = metrics["val_psnr"], epoch
             if accelerator.is_main_process:
-                save_for_hub(unwrapped, output_dir / "model", processor)
+                save_for_hub(evaluated, output_dir / "model", processor)
         record["checkpoint_seconds"] = 0.0
         state["history"].append(record)
         save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)

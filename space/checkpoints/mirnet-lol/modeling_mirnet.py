@@ -13,7 +13,8 @@ Differences from the official code, none of which change the function it compute
   (the two commute), a quarter of the pixels.
 - for speed, with the same arithmetic up to float rounding (see benchmarks/NOTES.md): feature maps are channels_last
   on CPU, the DAU's 1x1 fusion applies the spatial gate after the convolution instead of concatenating gated copies,
-  and sums are accumulated in place into freshly computed tensors.
+  and sums are accumulated in place into freshly computed tensors; under autocast the anti-aliasing blur pads and
+  filters in the autocast dtype (autocast would pad in float32 and cast back: the same values, two more passes).
 """
 
 import math
@@ -135,6 +136,16 @@ class BlurPool(nn.Module):
     """Anti-aliased stride-2 downsampling (Zhang, ICML 2019): reflect pad, [1,2,1]x[1,2,1]/16 depthwise blur."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+            return self.blur(x)
+        # autocast runs reflect padding in float32: two full-size casts that change no value. Cast once to the dtype
+        # the blur convolution would get anyway, and pad and blur in it.
+        with torch.autocast(device, enabled=False):
+            return self.blur(x.to(torch.get_autocast_dtype(device)))
+
+    @staticmethod
+    def blur(x: torch.Tensor) -> torch.Tensor:
         taps = x.new_tensor([1.0, 2.0, 1.0])
         kernel = (torch.outer(taps, taps) / 16).expand(x.shape[1], 1, 3, 3)
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, stride=2, groups=x.shape[1])
