@@ -414,6 +414,19 @@ def machine_info(device: str) -> dict:
     return info
 
 
+def replace_section(path: str, section: str) -> None:
+    """Put `section` (a block from its `<!-- NAME:start -->` line to its `<!-- NAME:end -->` line) into the markdown
+    file at `path`: in place of the block of the same name, or at the end. The other scripts' sections use this."""
+    start, end = section.splitlines()[0], section.splitlines()[-1]
+    text = open(path).read() if os.path.isfile(path) else ""
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + section + "\n"
+    with open(path, "w") as report:
+        report.write(text)
+
+
 def fmt_bytes(n) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 1024**2:.0f} MiB"
 

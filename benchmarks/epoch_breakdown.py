@@ -11,6 +11,8 @@ import json
 import statistics
 from pathlib import Path
 
+from benchmark import replace_section  # benchmarks/benchmark.py, beside this file
+
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 START, END = "<!-- epoch-breakdown:start -->", "<!-- epoch-breakdown:end -->"
 KEYS = ("train_seconds", "first_step_seconds", "validation_seconds", "checkpoint_seconds")
@@ -40,12 +42,7 @@ def main(argv=None) -> int:
     section = "\n".join(lines)
     print(section)
     if args.write:
-        text = BENCHMARKS_MD.read_text()
-        if START in text and END in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        BENCHMARKS_MD.write_text(text)
+        replace_section(str(BENCHMARKS_MD), section)
     return 0
 
 

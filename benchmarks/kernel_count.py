@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark import machine_info  # benchmarks/benchmark.py, beside this file
+from benchmark import machine_info, replace_section  # benchmarks/benchmark.py, beside this file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -184,13 +184,7 @@ def write_markdown(results: dict, args) -> None:
     lines += ["", f"Largest fp32 output difference, after vs before, on the same weights (96x128 input): {diffs}. "
               "The before model's state_dict loads strictly into the after model.", "",
               f"Raw numbers: `benchmarks/{Path(args.json).name}`.", END]
-    text = BENCHMARKS_MD.read_text()
-    block = "\n".join(lines)
-    if START in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    BENCHMARKS_MD.write_text(text)
+    replace_section(str(BENCHMARKS_MD), "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from benchmark import machine_info, reset_rss_peak, rss_peak_bytes  # benchmarks/benchmark.py, beside this file
+from benchmark import machine_info, replace_section, reset_rss_peak, rss_peak_bytes  # benchmarks/benchmark.py, beside this file
 
 from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16
 from modeling_mirnet.metrics import psnr
@@ -131,12 +131,7 @@ def main(argv=None) -> int:
     section = "\n".join(lines)
     print(section)
     if args.write:
-        text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.is_file() else ""
-        if START in text and END in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        BENCHMARKS_MD.write_text(text)
+        replace_section(str(BENCHMARKS_MD), section)
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import load_official_module, machine_info  # benchmarks/benchmark.py, beside this file
+from benchmark import load_official_module, machine_info, replace_section  # benchmarks/benchmark.py, beside this file
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
 from modeling_mirnet.inference import cpu_has_fast_bf16
@@ -149,12 +149,7 @@ def main(argv=None) -> int:
     print(section)
     if args.write:
         (HERE / "train_step_results.json").write_text(json.dumps({"machine": info, "command": command, "results": results}, indent=2) + "\n")
-        text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.is_file() else ""
-        if START in text and END in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        BENCHMARKS_MD.write_text(text)
+        replace_section(str(BENCHMARKS_MD), section)
     return 0
 
 
