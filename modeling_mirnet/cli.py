@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--compile", action="store_true",
-        help="torch.compile the network first (about a minute per image size on 2 CPU cores, then faster): worth it "
+        help="torch.compile the network first (one to two minutes per image size on 2 CPU cores, then faster): worth it "
         "for many photos of one size, or large photos with --tile (needs a C++ compiler on CPU)",
     )
     parser.add_argument("--tile", type=int, default=None, help="tile size for large photos, e.g. 512 (default: whole image)")

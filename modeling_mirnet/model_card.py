@@ -4,6 +4,7 @@ One function serves train.py (the card of `output_dir/model`, validation figures
 shipped folder, with the test figures of `train/evaluate.py` added to its `model-index`).
 """
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -35,8 +36,6 @@ def _result(split_name: str, dataset: str, split: str, metric: str, name: str, v
 def earlier_stages_note(folder) -> str:
     """For a model trained in stages (`--init_from`): one line per earlier stage whose records sit in
     folder/earlier_stages/N/ (package_model.py copies them there), or "" when there are none."""
-    import json
-
     lines = []
     for stage in sorted(Path(folder).glob("earlier_stages/*/training_args.json"), key=lambda p: int(p.parent.name)):
         record = json.loads(stage.read_text())

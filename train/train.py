@@ -431,7 +431,6 @@ def train(args) -> int:
         losses, psnrs = [], []
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_local_main_process)
         for step, batch in enumerate(progress):
-            step_started = time.monotonic() if step == 0 else None
             pixel_values = batch["pixel_values"].float().div_(255)
             labels = batch["labels"].float().div_(255)
             with accelerator.autocast():
@@ -446,9 +445,9 @@ def train(args) -> int:
             if args.lr_scheduler != "plateau":
                 scheduler.step()
             state["global_step"] += 1
-            if step_started is not None:  # the first step of an epoch (with --dynamo_backend: includes compiling)
+            if step == 0:  # the epoch's first batch and step (with --dynamo_backend: includes compiling)
                 out.loss.item()  # waits for the device
-                first_step_seconds = time.monotonic() - step_started
+                first_step_seconds = time.monotonic() - epoch_started
             losses.append(out.loss.detach())
             psnrs.append(batch_psnr(out.reconstruction, labels))
             if state["global_step"] % 10 == 0:
