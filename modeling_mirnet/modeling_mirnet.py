@@ -15,6 +15,9 @@ Differences from the official code, none of which change the function it compute
   on CPU, the DAU's 1x1 fusion applies the spatial gate after the convolution instead of concatenating gated copies,
   and sums are accumulated in place into freshly computed tensors; under autocast the anti-aliasing blur pads and
   filters in the autocast dtype (autocast would pad in float32 and cast back: the same values, two more passes).
+
+Beyond the official code: `MIRNetModel.enhance` runs large photos in tiles (`tiled_forward`) whose global pools are
+the whole photo's (`SharedStatistics`), so tiles do not each get their own exposure.
 """
 
 import math
@@ -47,6 +50,43 @@ def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: 
     raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1' or 'rmse'")
 
 
+class SharedStatistics:
+    """The global average pools (SKFF, channel attention) of one forward pass, recorded to be replayed in others.
+
+    These pools are the only places where a pixel's output depends on the whole image: they carry its exposure.
+    `tiled_forward` records them on a downscaled copy of the whole image (`model(x, shared_statistics=s)`) and
+    replays them in every tile (`model(tile, shared_statistics=s.replay())`), so all tiles are enhanced with the
+    photo's statistics instead of each with its own. Passed as an argument, so calls in other threads are untouched
+    and torch.compile traces it without graph breaks.
+    """
+
+    def __init__(self):
+        self.pooled: list[torch.Tensor] = []
+        self.position: int | None = None  # None: recording; an index: replaying
+
+    def replay(self) -> "SharedStatistics":
+        """Start a forward pass that uses the recorded means, in the order they were recorded."""
+        if not self.pooled:
+            raise RuntimeError("SharedStatistics.replay() before anything was recorded")
+        self.position = 0
+        return self
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.position is None:
+            self.pooled.append(x.mean(dim=(2, 3), keepdim=True))
+            return self.pooled[-1]
+        if self.position >= len(self.pooled) or self.pooled[self.position].shape != (*x.shape[:2], 1, 1):
+            raise RuntimeError("SharedStatistics: the replayed forward pass does not match the recorded one "
+                               "(another model or batch size)")
+        self.position += 1
+        return self.pooled[self.position - 1].to(x.dtype)
+
+
+def global_average_pool(x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+    """Mean over height and width, (batch, channels, 1, 1); with `shared`, recorded into it or replayed from it."""
+    return x.mean(dim=(2, 3), keepdim=True) if shared is None else shared.pool(x)
+
+
 class SKFF(nn.Module):
     """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
 
@@ -56,8 +96,8 @@ class SKFF(nn.Module):
         self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
         self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(num_streams)])
 
-    def forward(self, streams: list[torch.Tensor]) -> torch.Tensor:
-        pooled = sum(s.mean(dim=(2, 3), keepdim=True) for s in streams)  # GAP of the sum = sum of the GAPs
+    def forward(self, streams: list[torch.Tensor], shared: SharedStatistics | None = None) -> torch.Tensor:
+        pooled = sum(global_average_pool(s, shared) for s in streams)  # GAP of the sum = sum of the GAPs
         squeezed = self.conv_du(pooled)
         weights = torch.stack([fc(squeezed) for fc in self.fcs]).softmax(dim=0)
         fused = streams[0] * weights[0]
@@ -94,9 +134,9 @@ class ChannelAttention(nn.Module):
             nn.Sigmoid(),
         )
 
-    def gate(self, x: torch.Tensor) -> torch.Tensor:
+    def gate(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
         """The (batch, channels, 1, 1) attention weights that multiply `x`."""
-        return self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+        return self.conv_du(global_average_pool(x, shared))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(x)
@@ -127,9 +167,9 @@ class DAU(nn.Module):
         self.channel_attention = ChannelAttention(channels, config.reduction)
         self.conv1x1 = GatedFusion(2 * channels, channels, 1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
         res = self.body(x)
-        return self.conv1x1(res, self.spatial_attention.gate(res), self.channel_attention.gate(res), x)
+        return self.conv1x1(res, self.spatial_attention.gate(res), self.channel_attention.gate(res, shared), x)
 
 
 class BlurPool(nn.Module):
@@ -234,13 +274,13 @@ class MRB(nn.Module):
         table = self.down if source < target else self.up
         return table[f"{source}_to_{target}"](x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
         # Column 0: each stream is the previous one downsampled, then refined by its DAU.
         downsampled = {}  # (source, target) -> tensor, reused by the first mesh column
-        streams = [self.dau(0, 0)(x)]
+        streams = [self.dau(0, 0)(x, shared)]
         for level in range(1, self.num_streams):
             downsampled[(level - 1, level)] = self.resample(streams[-1], level - 1, level)
-            streams.append(self.dau(0, level)(downsampled[(level - 1, level)]))
+            streams.append(self.dau(0, level)(downsampled[(level - 1, level)], shared))
         # Columns 1..num_columns-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
         for column in range(1, self.num_columns):
             fused = []
@@ -250,11 +290,11 @@ class MRB(nn.Module):
                     else self.resample(streams[source], source, target)
                     for source in range(self.num_streams)
                 ]
-                fused.append(self.skff[target](inputs))
-            streams = [self.dau(column, level)(fused[level]) for level in range(self.num_streams)]
+                fused.append(self.skff[target](inputs, shared))
+            streams = [self.dau(column, level)(fused[level], shared) for level in range(self.num_streams)]
         # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
         full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.num_streams)]
-        return self.conv_out(self.skff[0](full)).add_(x)
+        return self.conv_out(self.skff[0](full, shared)).add_(x)
 
 
 class RRG(GradientCheckpointingLayer):
@@ -270,10 +310,10 @@ class RRG(GradientCheckpointingLayer):
         self.mrbs = nn.ModuleList([MRB(config) for _ in range(config.num_mrb)])
         self.conv = conv(config.num_features, config.num_features, 3, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
         h = x
         for mrb in self.mrbs:
-            h = mrb(h)
+            h = mrb(h, shared)
         return self.conv(h).add_(x)
 
 
@@ -354,6 +394,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         original_sizes: list | None = None,
+        shared_statistics: SharedStatistics | None = None,
     ) -> ImageSuperResolutionOutput | tuple:
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
@@ -367,6 +408,9 @@ class MIRNetModel(MIRNetPreTrainedModel):
         original_sizes (*optional*):
             Not used: accepted so that `model(**image_processor(images))` works (the processor returns the sizes
             before padding, which `post_process_image_to_image` needs). Any other keyword is a TypeError.
+        shared_statistics (`SharedStatistics`, *optional*):
+            Record the global average pools into it, or (after `.replay()`) use the recorded ones: how tiles of one
+            photo share its statistics (`tiled_forward`).
         """
         self.check_pixel_values(pixel_values)
         output_hidden_states = (
@@ -376,7 +420,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
         features = self.conv_in(pixel_values.contiguous(memory_format=self.feature_memory_format(pixel_values)))
         hidden_states = (features,) if output_hidden_states else None
         for rrg in self.rrgs:
-            features = rrg(features)
+            features = rrg(features, shared_statistics)
             if output_hidden_states:
                 hidden_states += (features,)
         residual = self.conv_out(features)
@@ -395,14 +439,18 @@ class MIRNetModel(MIRNetPreTrainedModel):
 
     @torch.inference_mode()
     def enhance(
-        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None
+        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None,
+        shared_statistics: bool = True,
     ) -> torch.Tensor:
         """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
 
         With `tile_size`, the image is processed in `tile_size` squares that overlap by `tile_overlap` pixels and
-        are blended with linear ramps, so memory stays bounded for large photos. Output is not clamped.
-        `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole image): progress that
-        belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`; a test keeps them equal.)
+        are blended with linear ramps, so memory stays bounded for large photos. With `shared_statistics` (default)
+        every tile uses the global statistics of the whole image, taken from a downscaled copy that fits in one tile,
+        instead of its own (`SharedStatistics`): one more tile's work, and tiles no longer disagree on exposure.
+        Output is not clamped. `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole
+        image): progress that belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`;
+        a test keeps them equal.)
         """
         param = next(self.parameters())
         pixel_values = pixel_values.to(device=param.device, dtype=param.dtype)
@@ -412,7 +460,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
             if on_tile is not None:
                 on_tile(1, 1)
             return reconstruction
-        return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile)
+        return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -434,12 +482,24 @@ def blend_ramp(length: int, overlap: int, at_start: bool, at_end: bool, device, 
     return weights
 
 
+def thumbnail(pixel_values: torch.Tensor, max_side: int, divisor: int) -> torch.Tensor:
+    """`pixel_values` downscaled (antialiased) to fit in `max_side` x `max_side`, sides multiples of `divisor`."""
+    height, width = pixel_values.shape[-2:]
+    scale = min(1.0, max_side / max(height, width))
+    size = [max(2 * divisor, int(side * scale) // divisor * divisor) for side in (height, width)]
+    if size == [height, width]:
+        return pixel_values
+    return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
 def tiled_forward(
-    model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None
+    model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None,
+    shared_statistics: bool = True,
 ) -> torch.Tensor:
     """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image.
 
-    `on_tile(done, total)`, when given, is called after each tile.
+    `shared_statistics`: first record the global pools on the whole image downscaled to fit in one tile, then replay
+    them in every tile (`SharedStatistics`). `on_tile(done, total)`, when given, is called after each tile.
     """
     divisor = model.config.size_divisor
     if tile_size % divisor or tile_size < 2 * divisor:
@@ -448,12 +508,15 @@ def tiled_forward(
         raise ValueError(
             f"tile_overlap must be a multiple of {divisor} in [0, tile_size/2), got {tile_overlap} for tile {tile_size}"
         )
-    batch, channels, height, width = pixel_values.shape
+    height, width = pixel_values.shape[-2:]
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    stride_h, stride_w = tile_h - tile_overlap, tile_w - tile_overlap
+    rows, cols = tile_starts(height, tile_h, tile_h - tile_overlap), tile_starts(width, tile_w, tile_w - tile_overlap)
     output = torch.zeros_like(pixel_values, dtype=torch.float32)
     total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
-    rows, cols = tile_starts(height, tile_h, stride_h), tile_starts(width, tile_w, stride_w)
+    shared = None
+    if shared_statistics:
+        shared = SharedStatistics()
+        model(thumbnail(pixel_values, tile_size, divisor), return_dict=True, shared_statistics=shared)
     done = 0
     for top in rows:
         wy = blend_ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, output.device, torch.float32)
@@ -461,7 +524,8 @@ def tiled_forward(
             wx = blend_ramp(tile_w, tile_overlap, left == 0, left + tile_w == width, output.device, torch.float32)
             weight = wy[:, None] * wx[None, :]
             tile = pixel_values[:, :, top : top + tile_h, left : left + tile_w]
-            result = model(tile, return_dict=True).reconstruction.float()
+            replay = shared.replay() if shared is not None else None
+            result = model(tile, return_dict=True, shared_statistics=replay).reconstruction.float()
             output[:, :, top : top + tile_h, left : left + tile_w] += result * weight
             total[:, :, top : top + tile_h, left : left + tile_w] += weight
             done += 1
@@ -477,6 +541,7 @@ __all__ = [
     "DAU",
     "MRB",
     "RRG",
+    "SharedStatistics",
     "enhancement_loss",
     "tiled_forward",
 ]

@@ -1,13 +1,18 @@
 """The one inference path (modeling_mirnet/inference.py): device, precision, model specs, tiles, out-of-memory,
 per-call progress, and the Enhancer every caller (CLI, Space, pipeline, scripts) goes through."""
 
+import json
+import os
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from modeling_mirnet import MIRNetModel
+from modeling_mirnet import MIRNetModel, inference
 from modeling_mirnet.hub import enhance_image as hub_enhance_image
 from modeling_mirnet.inference import (
     IMAGE_SUFFIXES,
@@ -128,10 +133,14 @@ def test_other_errors_pass_through(tiny_model):
 
 
 def test_progress_belongs_to_each_call_even_on_a_shared_model(tiny_model):
-    """Two requests on one model at once: each callback sees its own tiles only (a forward hook would see both)."""
+    """Two tiled requests on one model at once: each callback sees its own tiles only (a forward hook would see
+    both), and each call's tiles use its own photo's shared statistics (passed as an argument, not model state)."""
     enhancer = Enhancer(tiny_model)
-    calls = {"small": [], "large": []}
     sizes = {"small": (1, 3, 64, 64), "large": (1, 3, 96, 160)}
+    inputs = {name: torch.rand(size, generator=torch.Generator().manual_seed(i)) for i, (name, size) in enumerate(sizes.items())}
+    alone = {name: enhancer.forward(x, tile_size=32, tile_overlap=8) for name, x in inputs.items()}
+    calls = {name: [] for name in sizes}
+    outputs = {}
     barrier = threading.Barrier(2)
 
     def run(name):
@@ -140,7 +149,7 @@ def test_progress_belongs_to_each_call_even_on_a_shared_model(tiny_model):
             if done == 1:
                 barrier.wait(timeout=30)  # make sure both calls are in flight together
 
-        enhancer.forward(torch.rand(sizes[name]), tile_size=32, tile_overlap=8, on_tile=on_tile)
+        outputs[name] = enhancer.forward(inputs[name], tile_size=32, tile_overlap=8, on_tile=on_tile)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in calls]
     for thread in threads:
@@ -150,6 +159,7 @@ def test_progress_belongs_to_each_call_even_on_a_shared_model(tiny_model):
     for name, (*_, height, width) in sizes.items():
         total = count_tiles(height, width, 32, 8)
         assert calls[name] == [(done, total) for done in range(1, total + 1)], name
+        torch.testing.assert_close(outputs[name], alone[name], rtol=0, atol=0)
 
 
 def test_load_mirnet_accepts_auto_and_reports_bad_devices(tiny_model_dir):
@@ -184,3 +194,37 @@ def test_compile_without_a_cxx_compiler_is_one_clear_error(tiny_model_dir, monke
     monkeypatch.setattr(inference, "find_cxx_compiler", lambda: None)
     with pytest.raises(DeviceError, match="needs a C\\+\\+ compiler"):
         Enhancer.from_pretrained(tiny_model_dir, device="cpu", compile=True)
+
+
+FAULTS_SCRIPT = """
+import json, resource, sys, torch
+from modeling_mirnet.inference import keep_freed_memory
+kept = keep_freed_memory()
+def faults_of_a_64_mib_tensor():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.empty(16 * 2**20).fill_(1.0)  # 64 MiB, freed at once
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults_of_a_64_mib_tensor()
+print(json.dumps({"kept": kept, "faults": min(faults_of_a_64_mib_tensor() for _ in range(3))}))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="keep_freed_memory tunes glibc's malloc only")
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_keep_freed_memory_reuses_pages_instead_of_faulting_them_in_again(setting):
+    done = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True,
+                          env={**os.environ, "MIRNET_KEEP_FREED_MEMORY": setting})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["kept"] is (setting == "1")
+    if setting == "1":
+        assert result["faults"] < 1000  # the freed 64 MiB came back from the heap
+    else:
+        assert result["faults"] > 16000  # glibc maps >= 32 MiB blocks fresh: one fault per 4 KiB page
+
+
+def test_cpu_enhancer_keeps_freed_memory(tiny_model, monkeypatch):
+    calls = []
+    monkeypatch.setattr(inference, "keep_freed_memory", lambda: calls.append(True))
+    Enhancer(tiny_model)
+    assert calls == [True]

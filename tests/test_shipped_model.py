@@ -17,6 +17,7 @@ import torch
 from modeling_mirnet import data
 from modeling_mirnet.evaluation import decode_pairs, score_pairs
 from modeling_mirnet.hub import load_mirnet
+from modeling_mirnet.metrics import psnr
 
 from conftest import run_without_package
 
@@ -53,6 +54,18 @@ def test_eval15_quality_does_not_regress(shipped_scores, recorded):
     assert np.mean(shipped_scores["psnr"]) == pytest.approx(recorded["psnr"], abs=TOLERANCE_DB)
     assert np.mean(shipped_scores["ssim"]) == pytest.approx(recorded["ssim"], abs=5e-4)
     assert np.mean(shipped_scores["psnr_gt_mean"]) == pytest.approx(recorded["psnr_gt_mean"], abs=TOLERANCE_DB)
+
+
+def test_tiles_share_the_whole_photos_statistics():
+    """On trained weights, a 256 px tile left to its own global pools gets its own exposure (README, *Measurements*);
+    with the whole photo's statistics (`enhance`'s default) the tiles agree with the whole-image result."""
+    model, processor = load_mirnet(SHIPPED)
+    inputs = processor(PIL.Image.open(EVAL15 / "low" / "1.png"))
+    as_image = lambda t: t.clamp(0, 1)[0].permute(1, 2, 0).numpy()  # noqa: E731
+    whole = as_image(model.enhance(inputs["pixel_values"]))
+    shared = psnr(as_image(model.enhance(inputs["pixel_values"], tile_size=256, tile_overlap=32)), whole)
+    own = psnr(as_image(model.enhance(inputs["pixel_values"], tile_size=256, tile_overlap=32, shared_statistics=False)), whole)
+    assert shared > 40 and own < shared - 10, (shared, own)
 
 
 def test_it_beats_every_classical_baseline(shipped_scores, recorded):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from modeling_mirnet import MIRNetModel, tiled_forward
+from modeling_mirnet.modeling_mirnet import SharedStatistics, thumbnail
 from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
 from modeling_mirnet.metrics import psnr
 
@@ -45,7 +46,42 @@ def test_tiling_bounds_the_size_the_network_sees(tiny_model, monkeypatch):
     monkeypatch.setattr(MIRNetModel, "forward", spy)
     tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8)
     assert seen and max(h for h, _ in seen) <= 48 and max(w for _, w in seen) <= 48
-    assert len(seen) == 2 * 3  # rows at 0, 32 and cols at 0, 40, 72
+    # first the whole image downscaled into one tile (its global statistics), then rows at 0, 32 x cols at 0, 40, 72
+    assert seen[0] == (32, 48) and len(seen) == 1 + 2 * 3
+    seen.clear()
+    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8, shared_statistics=False)
+    assert len(seen) == 2 * 3
+
+
+def test_thumbnail_fits_one_tile_in_multiples_of_the_divisor():
+    x = torch.rand(1, 3, 3000, 4000)
+    assert thumbnail(x, 512, 8).shape[-2:] == (384, 512)
+    assert thumbnail(torch.rand(1, 3, 40, 4000), 512, 8).shape[-2:] == (16, 512)  # never below 2 x divisor
+    small = torch.rand(1, 3, 64, 96)
+    assert thumbnail(small, 512, 8) is small
+
+
+def test_replayed_statistics_are_the_recorded_ones(tiny_model):
+    x, other = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96) * 0.2
+    shared = SharedStatistics()
+    with torch.no_grad():
+        recorded = tiny_model(x, shared_statistics=shared).reconstruction
+        replayed = tiny_model(x, shared_statistics=shared.replay()).reconstruction
+        steered = tiny_model(other, shared_statistics=shared.replay()).reconstruction  # other pixels, x's statistics
+        own = tiny_model(other).reconstruction
+    torch.testing.assert_close(replayed, recorded, rtol=0, atol=0)
+    assert shared.pooled and all(p.shape[-2:] == (1, 1) for p in shared.pooled)
+    assert not torch.equal(steered, own)
+
+
+def test_replay_refuses_what_it_cannot_match(tiny_model):
+    with pytest.raises(RuntimeError, match="before anything was recorded"):
+        SharedStatistics().replay()
+    shared = SharedStatistics()
+    with torch.no_grad():
+        tiny_model(torch.rand(1, 3, 64, 64), shared_statistics=shared)
+        with pytest.raises(RuntimeError, match="does not match the recorded one"):
+            tiny_model(torch.rand(2, 3, 64, 64), shared_statistics=shared.replay())
 
 
 @pytest.mark.parametrize("tile, overlap, message", [(30, 8, "tile_size"), (32, 16, "tile_overlap"), (32, 6, "tile_overlap")])
