@@ -27,17 +27,14 @@ from pathlib import Path
 import PIL.Image
 import torch
 
-from benchmark import machine_info, replace_section, reset_rss_peak, rss_peak_bytes  # benchmarks/benchmark.py, beside this file
+from benchmark import machine_info, publish, reset_rss_peak, rss_peak_bytes  # benchmarks/benchmark.py, beside this file
+from shipped_model import PHOTO, REPO  # benchmarks/shipped_model.py
 from train_step import make_step  # benchmarks/train_step.py
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
 from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16, keep_freed_memory
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 START, END = "<!-- allocator:start -->", "<!-- allocator:end -->"
-PHOTO = REPO / "datasets" / "lol_eval15" / "low" / "1.png"
 
 
 def worker(args) -> dict:
@@ -127,10 +124,7 @@ def main(argv=None) -> int:
         lines.append(f"| {labels[case]} | change | | | CPU (system + user): {(on['system_s'] + on['user_s']) / (off['system_s'] + off['user_s']):.2f}x | "
                      f"{on['wall_s'] / off['wall_s']:.2f}x | |")
     lines.append(END)
-    section = "\n".join(lines)
-    print(section)
-    if args.write:
-        replace_section(str(BENCHMARKS_MD), section)
+    publish("\n".join(lines), args.write)
     return 0
 
 

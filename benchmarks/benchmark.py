@@ -427,6 +427,13 @@ def replace_section(path: str, section: str) -> None:
         report.write(text)
 
 
+def publish(section: str, write: bool) -> None:
+    """Print a BENCHMARKS.md section and, with `write`, put it into BENCHMARKS.md (`replace_section`)."""
+    print(section)
+    if write:
+        replace_section(os.path.join(REPO, "BENCHMARKS.md"), section)
+
+
 def fmt_bytes(n) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 1024**2:.0f} MiB"
 

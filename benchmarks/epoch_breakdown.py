@@ -11,9 +11,8 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmark import replace_section  # benchmarks/benchmark.py, beside this file
+from benchmark import publish  # benchmarks/benchmark.py, beside this file
 
-BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 START, END = "<!-- epoch-breakdown:start -->", "<!-- epoch-breakdown:end -->"
 KEYS = ("train_seconds", "first_step_seconds", "validation_seconds", "checkpoint_seconds")
 
@@ -39,10 +38,7 @@ def main(argv=None) -> int:
         lines.append(f"| {key}{' (validated epochs)' if key == 'validation_seconds' else ''} | {statistics.median(values):.1f} | "
                      f"{min(values):.1f} | {max(values):.1f} | {sum(values):.0f} |")
     lines.append(END)
-    section = "\n".join(lines)
-    print(section)
-    if args.write:
-        replace_section(str(BENCHMARKS_MD), section)
+    publish("\n".join(lines), args.write)
     return 0
 
 
