@@ -48,8 +48,9 @@ def find_cxx_compiler() -> str | None:
 
 def compile_model(model: MIRNetModel) -> MIRNetModel:
     """Compile `model` in place for inference with torch.compile (inductor): later calls of `model(...)`, and so
-    `model.enhance`, run the compiled network. The first call of each input shape and precision compiles (one to two
-    minutes for the shipped model on 2 CPU cores); tiles share one shape, so large photos in tiles pay it once.
+    `model.enhance`, run the compiled network. The first call of each input shape and precision compiles (about 40 s
+    for the shipped model at 600x400 on 2 CPU cores); tiles share one shape (plus one for the downscaled copy whose
+    statistics they share), so a large photo in tiles pays it about twice.
 
     Weights are frozen into the compiled code ("freezing": oneDNN prepacks them on CPU): compile a model whose weights
     will not change. Raises DeviceError on a CPU machine with no C++ compiler (inductor needs one).
