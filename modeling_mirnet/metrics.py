@@ -100,11 +100,14 @@ def psnr_batch(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def gt_mean_scale(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """`output` rescaled to its reference's mean gray level and clipped to [0, 1] (the 'GT-mean' scoring of KinD,
     LLFlow, GSAD: it removes the global exposure error and shows what is left)."""
-    weights = output.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
-    gray_out = (output.float() * weights).sum(1).flatten(1).mean(1)
-    gray_ref = (reference.float() * weights).sum(1).flatten(1).mean(1)
-    ratio = gray_ref / gray_out.clamp_min(1e-6)
+    ratio = mean_gray(reference) / mean_gray(output).clamp_min(1e-6)
     return (output.float() * ratio.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def mean_gray(images: torch.Tensor) -> torch.Tensor:
+    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
+    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1).flatten(1).mean(1)
 
 
 def ssim_batch(output: torch.Tensor, reference: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
