@@ -504,7 +504,7 @@ def train(args) -> int:
     # ------------------------------------------------------------------------------------------------------------
     # 8. Export: the best model, its processor, code, card and curves in output_dir/model (ready to push)
     # ------------------------------------------------------------------------------------------------------------
-    accelerator.end_training()
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process and state["best_epoch"]:
         model_dir = output_dir / "model"
         write_json(model_dir / "trainer_state.json", state)
@@ -519,6 +519,8 @@ def train(args) -> int:
             from modeling_mirnet.hub import push_folder_to_hub
 
             accelerator.print(push_folder_to_hub(model_dir, args.push_to_hub))
+    accelerator.wait_for_everyone()  # every rank leaves together, after the export (a rank left alone at exit hung once)
+    accelerator.end_training()
     return 0
 
 
