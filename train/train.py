@@ -373,7 +373,7 @@ def train(args) -> int:
         torch.backends.cudnn.benchmark = True  # training crops have one shape: pick the fastest conv algorithms once
 
     if accelerator.device.type == "cpu":
-        keep_freed_memory()  # page faults were ~18% of a CPU training step's time (modeling_mirnet.inference)
+        keep_freed_memory()  # page faults cost ~13% of a CPU training step (modeling_mirnet.inference)
     if accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16" and not cpu_has_fast_bf16():
         accelerator.print("warning: this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be slower than "
                           "fp32 here; launch with --mixed_precision no")
