@@ -41,6 +41,7 @@ def worker(args) -> dict:
     """One case in this process: per-call page faults, system/user CPU seconds, wall seconds, peak RSS."""
     torch.set_num_threads(args.threads)
     bf16 = cpu_has_fast_bf16()
+    keep_freed_memory()  # as the CLI, the Space and train.py do on CPU (a no-op with MIRNET_KEEP_FREED_MEMORY=0)
     if args.case == "photo":
         enhancer = Enhancer.from_pretrained(args.model, device="cpu", precision="bf16" if bf16 else "fp32")
         image = PIL.Image.open(PHOTO).convert("RGB")
@@ -48,7 +49,6 @@ def worker(args) -> dict:
         def call():
             enhancer(image)
     else:
-        keep_freed_memory()  # as train.py does on CPU (a no-op with MIRNET_KEEP_FREED_MEMORY=0)
         config = MIRNetConfig.from_pretrained(args.model)
         torch.manual_seed(0)
         model = MIRNetModel(config).train().to(memory_format=torch.channels_last)

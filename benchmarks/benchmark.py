@@ -185,7 +185,7 @@ class FirstTilesOnly:
 
 def worker_cpu_tiled(args, which: str) -> dict:
     """A 12 MP photo through `tiled_forward` (as `MIRNetModel.enhance(tile_size=...)` does): peak RSS, time per tile."""
-    from modeling_mirnet.modeling_mirnet import tiled_forward
+    from modeling_mirnet.tiling import tiled_forward
 
     model, x, rss_model = cpu_setup(args, which, args.big_height, args.big_width)
     runner = FirstTilesOnly(model, args.big_tiles)

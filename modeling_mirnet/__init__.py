@@ -17,7 +17,8 @@ from transformers import (
 from .configuration_mirnet import MIRNetConfig
 from .image_processing_mirnet import ImageLoadError, MIRNetImageProcessor, load_image, to_float_rgb
 from .inference import Enhancer, ModelLoadError, OutOfMemory, enhance_image, load_mirnet
-from .modeling_mirnet import MIRNetModel, MIRNetPreTrainedModel, enhancement_loss, tiled_forward
+from .modeling_mirnet import MIRNetModel, MIRNetPreTrainedModel, enhancement_loss
+from .tiling import tiled_forward
 from .pipeline_mirnet import MIRNetImageToImagePipeline, mirnet_pipeline
 
 __version__ = "0.1.0"

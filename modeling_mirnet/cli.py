@@ -1,23 +1,38 @@
 """`mirnet-enhance`: enhance low-light images (files or folders) with a MIRNet checkpoint.
 
-    mirnet-enhance photo.jpg holiday/ -o enhanced/ --model org/mirnet-lol --tile 512
+    mirnet-enhance photo.jpg holiday/ -o enhanced/ --model org/mirnet-lol --tile-size 512
 
 A file named on the command line is written to OUT/<name>.png; images found in a folder keep their place below it
 (holiday/day1/a.jpg -> OUT/day1/a.png with -r). Outputs are 8-bit RGB PNGs. Two inputs that would write the same
 output (a.jpg and a.png, or a/x.jpg and b/x.jpg given as folders) stop the run before anything is written.
-Unreadable files are reported and skipped; the run goes on. Existing outputs are never overwritten unless
---overwrite is given.
-Exit status: 0 when every image was enhanced, 1 when some were skipped, 2 on a usage or model error.
+Unreadable files are reported and the run goes on. Existing outputs are never overwritten unless --overwrite is
+given: they are skipped, so a rerun of a killed job continues where it stopped (outputs are written atomically, a
+half-written one never counts). One summary at the end: enhanced / skipped / failed, the failed files named.
+
+On many processes, GPUs or machines, with accelerate: every process takes its share of the photos, loads the model
+on its own device and writes each output once; one progress bar counts the photos of all of them.
+
+    accelerate launch --multi_gpu --num_processes 4 -m modeling_mirnet.cli photos/ -o enhanced/ --model org/mirnet-lol
+
+(`--multi_gpu` is accelerate's multi-process launcher; on a machine without a GPU, or with --device cpu, the processes
+run on the CPU.)
+
+Exit status: 0 when every image was enhanced, 1 when some were skipped or failed, 2 on a usage or model error.
 """
 
 import argparse
+import contextlib
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .exposure import check_controls
 from .image_processing_mirnet import ImageLoadError
+from .tiling import check_tile_settings
 from .inference import (
     DEFAULT_TILE_OVERLAP,
     IMAGE_SUFFIXES,
@@ -26,6 +41,7 @@ from .inference import (
     Enhancer,
     ModelLoadError,
     OutOfMemory,
+    keep_freed_memory,
     pick_device,  # noqa: F401  (re-exported: train/evaluate.py imports it from here)
 )
 
@@ -77,19 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     parser.add_argument(
-        "--dtype", default="auto", choices=PRECISIONS,
+        "--precision", "--dtype", dest="precision", default="auto", choices=PRECISIONS,
         help="precision of the forward pass (autocast; the weights stay fp32): auto = bf16 on a GPU or on a CPU "
         "with native bf16, else fp32 (default auto)",
     )
     parser.add_argument(
         "--compile", action="store_true",
-        help="torch.compile the network first (one to two minutes per image size on 2 CPU cores, then faster): worth it "
+        help="torch.compile the network first (the first photo of each size compiles, later ones run faster): worth it "
         "for many photos of one size, or large photos with --tile (needs a C++ compiler on CPU)",
     )
-    parser.add_argument("--tile", type=int, default=None, help="tile size for large photos, e.g. 512 (default: whole image)")
+    parser.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=None,
+                        help="tile size for large photos, e.g. 512 (default: whole image)")
     parser.add_argument(
         "--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP,
         help=f"overlap between tiles in pixels (default {DEFAULT_TILE_OVERLAP})",
+    )
+    parser.add_argument(
+        "--brightness", type=float, default=0.0, metavar="STOPS",
+        help="exposure shift on top of the model's own, in stops (e.g. -0.5 darker, 1 twice as bright in the shadows; "
+        "highlights roll off rather than clip; default 0)",
+    )
+    parser.add_argument(
+        "--strength", type=float, default=1.0,
+        help="blend of the enhanced image with the input: 1 = enhanced (default), 0 = the input unchanged",
     )
     parser.add_argument("-r", "--recursive", action="store_true", help="also look inside sub-folders")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -102,62 +128,127 @@ def error(message: str) -> int:
     return 2
 
 
+class SingleProcess:
+    """What the CLI uses of accelerate's PartialState, for a plain run without accelerate installed."""
+
+    num_processes, process_index, is_main_process, device = 1, 0, True, None
+
+    @contextlib.contextmanager
+    def split_between_processes(self, items):
+        yield items
+
+
+def process_state(device: str):
+    """accelerate's PartialState (one process of `accelerate launch`, or the only one), else SingleProcess. The
+    processes run on the CPU (gloo) when asked to (`--device cpu`, `accelerate launch --cpu` / ACCELERATE_USE_CPU)
+    or when there is no GPU."""
+    try:
+        from accelerate import PartialState
+        from accelerate.utils import parse_flag_from_env
+    except ImportError:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise SystemExit(f"{PROG}: launched on several processes, which needs accelerate: pip install accelerate") from None
+        return SingleProcess()
+    import torch
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or device == "cpu" or not torch.cuda.is_available())
+
+
+def over_processes(state, value) -> list:
+    """`value` from every process, in process order (each process gets the list); [value] for one process."""
+    if state.num_processes == 1:
+        return [value]
+    from accelerate.utils import gather_object
+
+    return gather_object([value])
+
+
+def enhance_one(enhancer, path: Path, target: Path, args) -> str | None:
+    """Enhance `path` into `target` (written atomically); None when done, else why it was skipped or failed."""
+    if target.exists() and not args.overwrite:
+        return f"{target} already exists (use --overwrite to replace it)"
+    if target.exists() and os.path.samefile(target, path):
+        return "output would overwrite the input"
+    try:
+        enhanced = enhancer(path, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
+    except ImageLoadError as err:
+        return str(err).removeprefix(f"{path}: ")
+    except OutOfMemory as err:
+        return f"{err}" + (f" (--tile {err.suggested_tile})" if err.suggested_tile else "")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial")  # a killed run leaves no half-written output behind
+    enhanced.save(tmp, format="PNG")
+    os.replace(tmp, target)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_controls(args.brightness, args.strength)
+    except ValueError as err:
+        return error(f"--{err}")  # the message starts with the control's name
     if not args.model:
         return error("no model given: pass --model FOLDER_OR_HUB_ID or set MIRNET_MODEL")
+    state = process_state(args.device)
+    say = print if state.is_main_process else (lambda *a, **k: None)  # messages about the whole run: once
     jobs, problems = collect_inputs(args.inputs, args.recursive)
     for message in problems:
-        print(f"skipped: {message}", file=sys.stderr)
+        say(f"failed: {message}", file=sys.stderr)
     if not jobs:
-        print(f"{PROG}: no images to process", file=sys.stderr)
+        say(f"{PROG}: no images to process", file=sys.stderr)
         return 2 if not problems else 1
     output_dir = Path(args.output)
     plan, clashes = plan_outputs(jobs, output_dir)
     if clashes:
         for message in clashes:
-            print(f"{PROG}: {message}", file=sys.stderr)
+            say(f"{PROG}: {message}", file=sys.stderr)
         return error("two inputs would write the same output (listed above): rename one, or enhance them in separate runs")
+    device = state.device if state.num_processes > 1 and args.device == "auto" else args.device  # one device per process
     try:
-        enhancer = Enhancer.from_pretrained(args.model, device=args.device, precision=args.dtype, compile=args.compile)
-    except (DeviceError, ModelLoadError) as err:
+        enhancer = Enhancer.from_pretrained(args.model, device=device, precision=args.precision, compile=args.compile)
+        if args.tile_size is not None:
+            check_tile_settings(args.tile_size, args.tile_overlap, enhancer.model.config.size_divisor)
+    except (DeviceError, ModelLoadError, ValueError) as err:
         return error(str(err))
-    print(f"{PROG}: {len(plan)} image(s) with {args.model} on {enhancer.describe()}", file=sys.stderr)
+    if enhancer.device.type == "cpu":
+        keep_freed_memory()  # this process only enhances photos: reuse freed activations instead of faulting pages in
+    where = f"{state.num_processes} processes, each" if state.num_processes > 1 else "one process"
+    say(f"{PROG}: {len(plan)} image(s) with {args.model}, {where} on {enhancer.describe()}", file=sys.stderr)
 
-    done, skipped = 0, len(problems)
-    bar = tqdm(plan, desc="enhancing", unit="image")
-    for path, target in bar:
-        if target.exists() and not args.overwrite:
-            tqdm.write(f"skipped: {path}: {target} already exists (use --overwrite to replace it)", file=sys.stderr)
-            skipped += 1
-            continue
-        if target.exists() and os.path.samefile(target, path):
-            tqdm.write(f"skipped: {path}: output would overwrite the input", file=sys.stderr)
-            skipped += 1
-            continue
-        try:
-            enhanced = enhancer(path, args.tile, args.tile_overlap, on_tile=lambda n, total: bar.set_postfix_str(
-                f"tile {n}/{total}" if total > 1 else ""))
-        except ImageLoadError as err:
-            tqdm.write(f"skipped: {err}", file=sys.stderr)
-            skipped += 1
-            continue
-        except OutOfMemory as err:
-            hint = f" (--tile {err.suggested_tile})" if err.suggested_tile else ""
-            tqdm.write(f"skipped: {path}: {err}{hint}", file=sys.stderr)
-            skipped += 1
-            continue
-        except ValueError as err:  # bad --tile / --tile-overlap for this model: the same for every image
-            bar.close()
-            return error(str(err))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.partial")
-        enhanced.save(tmp, format="PNG")
-        os.replace(tmp, target)  # never leave a half-written output behind
-        done += 1
+    # Every process takes its contiguous share of the plan and they advance in rounds of one photo each, so the main
+    # process's bar counts the photos of all of them (one small gather per round).
+    with state.split_between_processes(plan) as share:
+        share = list(share)
+    rounds = math.ceil(len(plan) / state.num_processes)
+    bar = tqdm(total=len(plan), desc="enhancing", unit="image", disable=not state.is_main_process)
+    enhanced, skipped, failed = 0, 0, []
+    started = time.perf_counter()
+    for i in range(rounds):
+        if i < len(share):
+            path, target = share[i]
+            why = enhance_one(enhancer, path, target, args)
+            if why is None:
+                enhanced += 1
+            elif "already exists" in why or "overwrite the input" in why:
+                skipped += 1
+                tqdm.write(f"skipped: {path}: {why}", file=sys.stderr)
+            else:
+                failed.append(f"{path}: {why}")
+                tqdm.write(f"failed: {path}: {why}", file=sys.stderr)
+        bar.update(sum(over_processes(state, int(i < len(share)))))
     bar.close()
-    print(f"enhanced {done} image(s) into {output_dir}" + (f", skipped {skipped}" if skipped else ""))
-    return 0 if skipped == 0 else 1
+    seconds = time.perf_counter() - started
+    totals = over_processes(state, (enhanced, skipped, failed))
+    enhanced, skipped = sum(t[0] for t in totals), sum(t[1] for t in totals)
+    failed = problems + [f for t in totals for f in t[2]]
+    summary = f"enhanced {enhanced} image(s) into {output_dir} in {seconds:.1f} s"
+    if skipped:
+        summary += f", skipped {skipped} (already written)"
+    if failed:
+        summary += f", failed {len(failed)}: " + "; ".join(failed)
+    say(summary)
+    return 0 if not skipped and not failed else 1
 
 
 if __name__ == "__main__":

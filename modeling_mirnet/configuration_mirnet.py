@@ -5,7 +5,7 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-LOSS_TYPES = ("charbonnier", "l1", "rmse")
+LOSS_TYPES = ("charbonnier", "l1", "rmse", "gt_mean")
 DEFAULTS = {"num_streams": 3, "num_dau_columns": 2}
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .inference import DEFAULT_TILE_OVERLAP, autocast_context
+from .image_processing_mirnet import padded_size, reflect_pad, to_uint8
 from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
 from .modeling_mirnet import enhancement_loss
 
@@ -60,13 +60,8 @@ def decode_pairs(rows, limit: int | None = None) -> ImagePairs:
 
 
 def pad_to_multiple(pixel_values: torch.Tensor, divisor: int) -> torch.Tensor:
-    """Reflect-pad (B, C, H, W) at the bottom and right to multiples of `divisor` (as MIRNetImageProcessor pads)."""
-    height, width = pixel_values.shape[-2:]
-    pad_h, pad_w = -height % divisor, -width % divisor
-    if pad_h or pad_w:
-        mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
-        pixel_values = F.pad(pixel_values, (0, pad_w, 0, pad_h), mode=mode)
-    return pixel_values
+    """Pad (B, C, H, W) at the bottom and right as MIRNetImageProcessor pads (`padded_size`, `reflect_pad`)."""
+    return reflect_pad(pixel_values, *padded_size(*pixel_values.shape[-2:], divisor))
 
 
 def image_scores(image: torch.Tensor, reference: torch.Tensor, compute_ssim: bool = True) -> dict[str, torch.Tensor]:
@@ -131,7 +126,7 @@ def score_pairs(
                 if loss_type:
                     scores["loss"] = torch.stack([enhancement_loss(o[None], h[None], loss_type, model.config.charbonnier_eps) for o, h in zip(output, high)])
                 if on_output is not None:
-                    for i, pixels in zip(chunk, image.mul(255).round().to(torch.uint8).cpu()):
+                    for i, pixels in zip(chunk, to_uint8(image).cpu()):
                         on_output(i, pixels)
                 for key, values in scores.items():
                     for i, value in zip(chunk, values.tolist()):

@@ -143,13 +143,32 @@ def check_options(options: dict) -> None:
         raise ValueError(f"rescale_factor must be a positive number, got {factor!r}")
 
 
-def reflect_pad(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Reflect-pad an HxWxC array at the bottom and right to `height` x `width` (repeating the reflection if needed)."""
-    pad_h, pad_w = height - array.shape[0], width - array.shape[1]
-    if pad_h == 0 and pad_w == 0:
-        return array
-    mode = "reflect" if min(array.shape[:2]) > 1 else "edge"
-    return np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+def reflect_pad(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Reflect-pad (..., H, W) images at the bottom and right to `height` x `width`, repeating the reflection where the
+    padding is larger than the image (numpy's "reflect"); an image one pixel high or wide has its edge repeated. The
+    one padding rule of the package: the image processor, validation and evaluation all pad with it."""
+    edge = min(images.shape[-2:]) == 1
+    for dim, target in ((-2, height), (-1, width)):
+        while images.shape[dim] < target:
+            size = images.shape[dim]
+            if edge:
+                extra = images.narrow(dim, size - 1, 1).repeat_interleave(target - size, dim=dim)
+            else:
+                step = min(target - size, size - 1)
+                extra = images.narrow(dim, size - 1 - step, step).flip(dim)
+            images = torch.cat([images, extra], dim=dim)
+    return images
+
+
+def padded_size(height: int, width: int, divisor: int) -> tuple[int, int]:
+    """Smallest size >= (height, width) of multiples of `divisor`, at least 2 * divisor: what every input is padded to."""
+    return max(-(-height // divisor) * divisor, 2 * divisor), max(-(-width // divisor) * divisor, 2 * divisor)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Model output, any float dtype -> the 8-bit values a PNG of it holds (clamped to [0, 1], rounded): the one
+    quantisation of the package (post-processing, validation and the metrics use it)."""
+    return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
 class MIRNetImageProcessor(PilBackend):
@@ -199,8 +218,7 @@ class MIRNetImageProcessor(PilBackend):
         do_pad = self.do_pad if do_pad is None else do_pad
         if not do_pad:
             return height, width
-        d = self.size_divisor if size_divisor is None else size_divisor
-        return max(-(-height // d) * d, 2 * d), max(-(-width // d) * d, 2 * d)
+        return padded_size(height, width, self.size_divisor if size_divisor is None else size_divisor)
 
     def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32, original_sizes=[(h, w), ...]).
@@ -230,17 +248,15 @@ class MIRNetImageProcessor(PilBackend):
         height, width = self.padded_size(
             max(h for h, _ in sizes), max(w for _, w in sizes), options["size_divisor"], options["do_pad"]
         )
-        batch = np.stack([reflect_pad(a, height, width) for a in arrays]).transpose(0, 3, 1, 2)
-        pixel_values = np.ascontiguousarray(batch)
-        if return_tensors == "pt":
-            pixel_values = torch.from_numpy(pixel_values)
+        batch = torch.stack([reflect_pad(torch.from_numpy(a).permute(2, 0, 1), height, width) for a in arrays])
+        pixel_values = batch.contiguous() if return_tensors == "pt" else batch.numpy().copy()
         return BatchFeature(data={"pixel_values": pixel_values, "original_sizes": [list(s) for s in sizes]})
 
     def post_process_image_to_image(self, reconstruction, original_sizes=None) -> list[PIL.Image.Image]:
         """Model output (B, 3, H, W) -> list of 8-bit RGB PIL images, clamped to [0, 1] and cropped to original size."""
         if hasattr(reconstruction, "reconstruction"):
             reconstruction = reconstruction.reconstruction
-        pixels = reconstruction.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+        pixels = to_uint8(reconstruction).cpu()
         pixels = pixels.permute(0, 2, 3, 1).numpy()
         if original_sizes is None:
             original_sizes = [pixels.shape[1:3]] * len(pixels)

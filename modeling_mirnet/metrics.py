@@ -5,7 +5,7 @@ Conventions (stated so numbers can be compared with published tables):
 - PSNR uses data range 1 on [0, 1] images (= data range 255 on uint8), per image, then averaged;
 - SSIM is Wang et al.'s: 11x11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, 'valid' filtering, computed per
   RGB channel and averaged (the BasicSR / Retinexformer convention);
-- `psnr_inflated` reproduces the seed study's bug (max_val=255 on [0, 1] images): exactly 20*log10(255) = 48.13 dB
+- `psnr_inflated` reproduces the study's bug (max_val=255 on [0, 1] images): exactly 20*log10(255) = 48.13 dB
   above the true PSNR. It is reported only so readers can compare with that study.
 """
 
@@ -16,6 +16,9 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 import torch.nn.functional as F
+
+from .image_processing_mirnet import to_uint8
+from .modeling_mirnet import REC601_GRAY, mean_gray
 
 INFLATION_DB = 20 * math.log10(255.0)  # 48.13 dB
 
@@ -44,7 +47,7 @@ def psnr(output, reference) -> float:
 
 
 def psnr_inflated(output, reference) -> float:
-    """The seed study's PSNR: max_val=255 applied to [0, 1] images (true PSNR + 48.13 dB). For comparison only."""
+    """The study's PSNR: max_val=255 applied to [0, 1] images (true PSNR + 48.13 dB). For comparison only."""
     return psnr(output, reference) + INFLATION_DB
 
 
@@ -81,12 +84,11 @@ def ssim(output, reference, window_size: int = 11, sigma: float = 1.5) -> float:
 # The same metrics on batches of tensors, on the model's device (training validation and evaluate.py use these):
 # float32, agreeing with the float64 functions above to 1e-3 dB (PSNR) and 1e-5 (SSIM) on 8-bit images (tested).
 # ------------------------------------------------------------------------------------------------------------------
-REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """Model output (B, 3, H, W), any float dtype -> the float32 values an 8-bit PNG of it holds, in [0, 1]."""
-    return images.float().clamp(0, 1).mul(255).round().div(255)
+    return to_uint8(images).float().div(255)
 
 
 def psnr_batch(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -104,10 +106,23 @@ def gt_mean_scale(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return (output.float() * ratio.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
-def mean_gray(images: torch.Tensor) -> torch.Tensor:
-    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
-    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() * weights).sum(1).flatten(1).mean(1)
+def grid_score(images: torch.Tensor, period: int = 4, window: int = 2) -> torch.Tensor:
+    """How strongly a regular `period`-pixel grid shows in each (B, 3, H, W) image, (B,): in the 2-D amplitude spectrum
+    of its gray image, the largest peak at that period (horizontal, vertical or diagonal) over the mean amplitude of
+    its neighbours (the (2 window + 1)^2 square around it, without its centre). About 1 for natural images (a JPEG's
+    8-pixel blocks raise it a little), far above for a drawn grid."""
+    gray = (images.float() * images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)).sum(1)
+    gray = gray - gray.mean(dim=(1, 2), keepdim=True)
+    spectrum = torch.fft.fft2(gray).abs()
+    height, width = spectrum.shape[-2:]
+    fy, fx = round(height / period), round(width / period)
+    offsets = [(dy, dx) for dy in range(-window, window + 1) for dx in range(-window, window + 1) if (dy, dx) != (0, 0)]
+    scores = []
+    for py, px in ((fy, 0), (0, fx), (fy, fx), (fy, -fx)):
+        peak = spectrum[:, py % height, px % width]
+        ring = torch.stack([spectrum[:, (py + dy) % height, (px + dx) % width] for dy, dx in offsets], dim=1)
+        scores.append(peak / ring.mean(dim=1).clamp_min(1e-12))
+    return torch.stack(scores, dim=1).max(dim=1).values
 
 
 def ssim_batch(output: torch.Tensor, reference: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -139,7 +154,7 @@ def ssim_batch(output: torch.Tensor, reference: torch.Tensor, window_size: int =
 
 
 def autocontrast(image: PIL.Image.Image) -> PIL.Image.Image:
-    """The seed study's baseline: PIL.ImageOps.autocontrast with default settings."""
+    """The study's baseline: PIL.ImageOps.autocontrast with default settings."""
     return PIL.ImageOps.autocontrast(image.convert("RGB"))
 
 
@@ -156,4 +171,4 @@ def gamma_curve(image: PIL.Image.Image, gamma: float = 0.4) -> PIL.Image.Image:
 
 BASELINES = {"input": lambda image: image.convert("RGB"), "autocontrast": autocontrast, "equalize": equalize, "gamma_0.4": gamma_curve}
 
-__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB"]
+__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "mean_gray", "grid_score", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB"]

@@ -1,4 +1,5 @@
-"""The model card (README.md of a model folder), rendered from the repository's `model_card.md` template.
+"""The model card (README.md of a model folder), rendered from the package's `model_card.md` template (the
+repository's top-level `model_card.md` links to it), so installed copies of the package write cards too.
 
 One function serves train.py (the card of `output_dir/model`, validation figures) and package_model.py (the card of a
 shipped folder, with the test figures of `train/evaluate.py` added to its `model-index`).
@@ -13,7 +14,8 @@ from huggingface_hub.repocard_data import EvalResult
 
 from .metrics import INFLATION_DB
 
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the template is the repository's model_card.md
+TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 NOT_HYPERPARAMETERS = ("config", "resume", "push_to_hub", "report_to", "output_dir")
 
 
@@ -48,9 +50,29 @@ def earlier_stages_note(folder) -> str:
     return "This run started from an earlier model (`init_from`), trained as follows:\n\n" + "\n".join(lines) + "\n"
 
 
-def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None) -> Path:
+def well_lit_section(well_lit: dict | None) -> str:
+    """The do-no-harm table from benchmarks/well_lit.py's figures for this model ({"count", "command", "median_psnr",
+    "median_ratio", "worst_grid", "median_grid", "worst_input_grid"}), or "" without them."""
+    if not well_lit:
+        return ""
+    return "\n".join([
+        f"Well-lit photos ({well_lit['count']} references of the validation split given as inputs: a photo that needs "
+        "nothing should come out as it went in):",
+        "",
+        "| median PSNR(output, input) | median output / input mean gray | worst 4-pixel grid score (median; inputs' worst) |",
+        "|---:|---:|---:|",
+        f"| {well_lit['median_psnr']:.2f} dB | {well_lit['median_ratio']:.3f} | {well_lit['worst_grid']:.2f} "
+        f"({well_lit['median_grid']:.2f}; {well_lit['worst_input_grid']:.2f}) |",
+        "",
+        f"Command: `{well_lit['command']}`",
+    ])
+
+
+def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None,
+                     well_lit: dict | None = None) -> Path:
     """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
-    `state`: train.py's trainer_state.json; `test`: mean figures of evaluate.py on the test split (optional)."""
+    `state`: train.py's trainer_state.json; `test`: mean figures of evaluate.py on the test split (optional);
+    `well_lit`: benchmarks/well_lit.py's figures for this model (optional, `well_lit_section`)."""
     args = training["args"]
     best = state["history"][state["best_epoch"] - 1]
     dataset = str(args.get("dataset"))
@@ -68,7 +90,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         test_table = "\n".join([
             f"Test split `{test['split']}` of `{test['dataset']}` ({test['n']} pairs), scored once, after the epoch was chosen:",
             "",
-            "| method | PSNR (dB) | SSIM | PSNR, GT-mean (dB) | PSNR, seed convention (dB) |",
+            "| method | PSNR (dB) | SSIM | PSNR, GT-mean (dB) | PSNR, study's convention (dB) |",
             "|---|---:|---:|---:|---:|",
             *rows,
             "",
@@ -82,7 +104,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
     hyper = {k: v for k, v in args.items() if k not in NOT_HYPERPARAMETERS}
     card = ModelCard.from_template(
         card_data,
-        template_path=str(REPO_ROOT / "model_card.md"),
+        template_path=str(TEMPLATE),
         model_id=model_id,
         experiment=args.get("experiment") or "custom run",
         dataset=dataset,
@@ -94,6 +116,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         val_psnr_gt_mean=f"{best['val_psnr_gt_mean']:.2f}" if best.get("val_psnr_gt_mean") is not None else "n/a",
         val_loss=f"{best['val_loss']:.5f}",
         test_table=test_table,
+        well_lit_table=well_lit_section(well_lit),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
         commit=training.get("commit", "unknown"),

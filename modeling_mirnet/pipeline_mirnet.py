@@ -18,7 +18,9 @@ class MIRNetImageToImagePipeline(Pipeline):
 
     Call (or construction) parameters: `tile_size` (and `tile_overlap`) run large photos in overlapping tiles to bound
     memory; `precision` ("fp32", the default; "bf16"; "auto": bf16 on a GPU or a CPU with native bf16) is the
-    autocast precision of the forward pass, the weights stay float32; `on_tile(done, total)` reports progress.
+    autocast precision of the forward pass, the weights stay float32; `on_tile(done, total)` reports progress;
+    `brightness` (stops, default 0: the model's own exposure; highlights roll off rather than clip) and `strength`
+    (1: the enhanced image, 0: the input) adjust the result (`modeling_mirnet.exposure.apply_controls`).
     """
 
     _load_processor = False
@@ -26,22 +28,27 @@ class MIRNetImageToImagePipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def _sanitize_parameters(self, tile_size=None, tile_overlap=None, precision=None, on_tile=None, **kwargs):
-        forward = {"tile_size": tile_size, "tile_overlap": tile_overlap, "precision": precision, "on_tile": on_tile}
+    def _sanitize_parameters(self, tile_size=None, tile_overlap=None, precision=None, on_tile=None, brightness=None,
+                             strength=None, **kwargs):
+        forward = {"tile_size": tile_size, "tile_overlap": tile_overlap, "precision": precision, "on_tile": on_tile,
+                   "brightness": brightness, "strength": strength}
         return {}, {key: value for key, value in forward.items() if value is not None}, {}
 
-    def enhancer(self, precision="fp32") -> Enhancer:
-        return Enhancer(self.model, self.image_processor, precision)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enhancer = Enhancer(self.model, self.image_processor)  # preprocessing, forward and postprocessing; stateless
 
     def preprocess(self, image):
-        return self.enhancer().preprocess(image)
+        return self.enhancer.preprocess(image)
 
-    def _forward(self, model_inputs, tile_size=None, tile_overlap=DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None):
-        reconstruction = self.enhancer(precision).forward(model_inputs["pixel_values"], tile_size, tile_overlap, on_tile)
+    def _forward(self, model_inputs, tile_size=None, tile_overlap=DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None,
+                 brightness=0.0, strength=1.0):
+        reconstruction = self.enhancer.forward(model_inputs["pixel_values"], tile_size, tile_overlap, on_tile, brightness,
+                                               strength, precision=precision)
         return {"reconstruction": reconstruction, "original_sizes": model_inputs["original_sizes"]}
 
     def postprocess(self, model_outputs):
-        return self.enhancer().postprocess(model_outputs["reconstruction"], model_outputs["original_sizes"])[0]
+        return self.enhancer.postprocess(model_outputs["reconstruction"], model_outputs["original_sizes"])[0]
 
 
 # What PIPELINE_REGISTRY.register_pipeline would record, kept on the class alone (no global registration): it makes

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--image", default=str(ROOT / "space" / "examples" / "lol_179_low.png"))
+    parser.add_argument("--image", default=str(ROOT / "datasets" / "lol_eval15" / "low" / "179.png"))
     parser.add_argument("--model", default=str(ROOT / "space" / "checkpoints" / "mirnet-lol"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--dtype", default="auto", choices=PRECISIONS, help="the Space's --dtype (the status line says which ran)")
+    parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISIONS, help="the Space's --precision (the status line says which ran)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = importlib.util.spec_from_file_location("space_app", ROOT / "space" / "app.py")
@@ -40,7 +40,7 @@ def main():
             torch.manual_seed(0)
             source = str(Path(tmp) / "mirnet-default")
             save_for_hub(MIRNetModel(MIRNetConfig()).eval(), source)
-        space = app.MIRNetSpace({"timed": source}, device="cpu", precision=args.dtype)
+        space = app.MIRNetSpace({"timed": source}, device="cpu", precision=args.precision)
         for _ in range(args.runs):
             start = time.perf_counter()
             status, *_ = space.enhance(args.image)

@@ -18,6 +18,7 @@ precision and the out-of-memory message are the package's (`modeling_mirnet.infe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls from a demo that must run offline
@@ -53,6 +55,7 @@ except ImportError:
 
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
@@ -66,12 +69,15 @@ from modeling_mirnet.inference import (  # noqa: E402
     OutOfMemory,
     count_tiles,
     describe_device,
+    keep_freed_memory,
     load_mirnet,
+    looks_like_local_path,
     parse_model_specs,
     pick_device,
     resolve_dtype,
 )
-from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
+from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, check_controls  # noqa: E402
+from modeling_mirnet.metrics import autocontrast, mean_gray, psnr, ssim  # noqa: E402
 
 CHECKPOINT_DIR = HERE / "checkpoints"
 EXAMPLE_DIR = HERE / "examples"
@@ -81,6 +87,36 @@ MAX_PIXELS = int(os.environ.get("MIRNET_MAX_PIXELS", "24000000"))  # larger imag
 MAX_FILE_SIZE = os.environ.get("MIRNET_MAX_FILE_SIZE", "25mb")
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 TILING_CHOICES = ["auto", "always", "never"]
+MAX_PHOTOS = int(os.environ.get("MIRNET_MAX_PHOTOS", "16"))  # photos per request in the "Several photos" tab
+# Above this mean gray level (0-1) a photo is called well exposed on the page. LoL's dark inputs average 0.02-0.10 and
+# its references 0.24-0.58; 0.35 (90 of 255) is the middle of the references' range: a photo brighter than most of
+# the model's targets.
+WELL_EXPOSED_MEAN_GRAY = 0.35
+WELL_EXPOSED_TEXT = "This photo is already well exposed (mean gray {:.0f} of 255): MIRNet is made for dark photos."
+
+
+def read_controls(brightness, strength) -> tuple[float, float]:
+    """The brightness (stops) and strength sliders' values as floats, or a gr.Error naming the one out of range."""
+    try:
+        brightness, strength = float(brightness), float(strength)
+        check_controls(brightness, strength)
+    except (TypeError, ValueError) as err:
+        raise gr.Error(str(err)) from None
+    return brightness, strength
+
+
+def safe_name(text: str) -> str:
+    """`text` as a file-name part: anything but letters, digits, '_', '.', '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def mean_gray_255(image: PIL.Image.Image) -> float:
+    """Mean Rec.601 gray level of an RGB image, 0-255."""
+    return 255 * float(mean_gray(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]))
+
+
+def well_exposed(image: PIL.Image.Image) -> bool:
+    return mean_gray_255(image) > 255 * WELL_EXPOSED_MEAN_GRAY
 
 HOW_TO_GET_A_CHECKPOINT = """\
 **No trained MIRNet checkpoint was found**, so only the PIL autocontrast baseline is shown; the MIRNet panel stays
@@ -126,12 +162,19 @@ def load_checkpoint(source: str, device: torch.device):
 
 
 @gpu
-def run_mirnet(source: str, device: str, precision: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None):
-    """The network's output for `pixel_values` (the package's Enhancer.forward), returned on the CPU.
+def run_mirnet(source: str, device: str, precision: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None,
+               brightness: float = 0.0, strength: float = 1.0):
+    """The network's output for `pixel_values` (the package's Enhancer.forward, with the brightness and strength
+    controls), returned on the CPU.
 
     `on_tile(done, total)` reports this call's tiles only (OutOfMemory carries the suggested tile size)."""
     enhancer = Enhancer(*_MODELS[(source, device)], precision=precision)
-    return enhancer.forward(pixel_values, tile_size, DEFAULT_TILE_OVERLAP, on_tile).cpu()
+    return enhancer.forward(pixel_values, tile_size, DEFAULT_TILE_OVERLAP, on_tile, brightness, strength).cpu()
+
+
+def shown_source(source: str) -> str:
+    """How a checkpoint is named on the page: a Hub id as it is, a local folder by its name (never a machine's path)."""
+    return Path(source).name if looks_like_local_path(source) else source
 
 
 # ----------------------------------------------------------------------------------------------- uploads
@@ -192,6 +235,8 @@ class MIRNetSpace:
     def __init__(self, checkpoints: dict[str, str] | None, device: torch.device | str | None = None, tile_pixels: int = TILE_PIXELS,
                  precision: str = "auto"):
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the app's process serves photos: reuse freed activations (modeling_mirnet.inference)
         self.precision = precision
         self.dtype = resolve_dtype(precision, self.device)
         self.tile_pixels = tile_pixels
@@ -229,7 +274,7 @@ class MIRNetSpace:
         if self.problems:
             lines.append("**Checkpoints that could not be loaded:**\n" + "\n".join(f"- {p}" for p in self.problems))
         if self.sources:
-            names = ", ".join(f"{label} (`{source}`)" for label, source in self.sources.items())
+            names = ", ".join(f"{label} (`{shown_source(source)}`)" for label, source in self.sources.items())
             lines.append(f"Checkpoints: {names}. Running on {self.device_text()}.")
         return "\n\n".join(lines)
 
@@ -252,10 +297,12 @@ class MIRNetSpace:
             return int(tile_size)
         return None
 
-    def enhance(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE, progress=gr.Progress()):
+    def enhance(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE,
+                brightness=0.0, strength=1.0, progress=gr.Progress()):
         """Enhance one upload; returns (status, MIRNet slider, autocontrast slider, side by side, metrics, files)."""
         if not image_path:
             raise gr.Error("Upload an image first (or pick an example).")
+        brightness, strength = read_controls(brightness, strength)
         if tiling not in TILING_CHOICES:
             raise gr.Error(f"tiling must be one of {', '.join(TILING_CHOICES)}, got {tiling!r}")
         tile_size = int(tile_size or DEFAULT_TILE)
@@ -277,35 +324,20 @@ class MIRNetSpace:
         enhanced_png, label, status = None, None, []
         if self.sources:
             label = checkpoint if checkpoint in self.sources else self.labels[0]
-            source = self.sources[label]
-            enhancer = self.enhancer(label)
-            inputs = enhancer.preprocess(image)
-            height, width = inputs["pixel_values"].shape[-2:]
-            tile = self.tile_size_for(image.width, image.height, tiling, tile_size)
-            tiles = count_tiles(height, width, tile)
 
             def on_tile(done, total):  # this request's tiles only
                 progress(0.1 + 0.85 * done / total, desc=f"MIRNet ({label}): tile {done}/{total}")
 
-            progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}" + (f", {tiles} tiles" if tiles > 1 else ""))
-            start = time.perf_counter()
-            try:
-                output = run_mirnet(source, str(self.device), self.precision, inputs["pixel_values"], tile,
-                                    None if (ON_ZERO_GPU or tiles == 1) else on_tile)
-            except OutOfMemory as err:
-                advice = f" (Tiling: 'always', tile size {err.suggested_tile})" if err.suggested_tile else ""
-                message = str(err)
-                raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.", title="Out of memory") from None
-            seconds = time.perf_counter() - start
-            enhanced = enhancer.postprocess(output, inputs["original_sizes"])[0]
+            progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}")
+            enhanced, report = self.run_model(image, label, tiling, tile_size, brightness, strength, on_tile)
             progress(0.96, desc="Saving the result")
-            enhanced_png = out / f"{stem}_mirnet-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
+            enhanced_png = out / f"{stem}_mirnet-{safe_name(label)}.png"
             enhanced.save(enhanced_png)
-            how = f"{tiles} tiles of {tile} px" if tiles > 1 else "whole image"
-            status.append(f"MIRNet ({label}) enhanced {image.width}x{image.height} on {self.device_text()} in {seconds:.1f} s ({how}).")
+            status.append(report)
         else:
             status.append("No trained MIRNet checkpoint: only the autocontrast baseline was computed.")
-
+        if well_exposed(image):
+            status.append(WELL_EXPOSED_TEXT.format(mean_gray_255(image)))
         metrics = self.metrics_table(image, reference, enhanced_png, baseline, label)
         gallery = [(str(input_png), "Input")]
         if enhanced_png:
@@ -321,6 +353,71 @@ class MIRNetSpace:
             metrics,
             files,
         )
+
+    def run_model(self, image: PIL.Image.Image, label: str, tiling: str, tile_size: int, brightness: float, strength: float,
+                  on_tile=None) -> tuple[PIL.Image.Image, str]:
+        """MIRNet (checkpoint `label`) on one decoded photo, tiled as `tiling` says: the enhanced image and a status
+        sentence (size, device, time, tiles, controls). Out of memory becomes a gr.Error with a tile size to try."""
+        enhancer = self.enhancer(label)
+        inputs = enhancer.preprocess(image)
+        height, width = inputs["pixel_values"].shape[-2:]
+        tile = self.tile_size_for(image.width, image.height, tiling, tile_size)
+        tiles = count_tiles(height, width, tile)
+        start = time.perf_counter()
+        try:
+            output = run_mirnet(self.sources[label], str(self.device), self.precision, inputs["pixel_values"], tile,
+                                None if (ON_ZERO_GPU or tiles == 1 or on_tile is None) else on_tile, brightness, strength)
+        except OutOfMemory as err:
+            advice = f" (Tiling: 'always', tile size {err.suggested_tile})" if err.suggested_tile else ""
+            message = str(err)
+            raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.", title="Out of memory") from None
+        seconds = time.perf_counter() - start
+        how = f"{tiles} tiles of {tile} px" if tiles > 1 else "whole image"
+        controls = "".join([f", brightness {brightness:+g} stops" if brightness else "", f", strength {strength:g}" if strength != 1 else ""])
+        report = f"MIRNet ({label}) enhanced {image.width}x{image.height} on {self.device_text()} in {seconds:.1f} s ({how}{controls})."
+        return enhancer.postprocess(output, inputs["original_sizes"])[0], report
+
+    def enhance_many(self, paths, checkpoint=None, brightness=0.0, strength=1.0, progress=gr.Progress()):
+        """Enhance several uploads (at most MAX_PHOTOS); returns (status, gallery of results, zip of their PNGs).
+        A photo that cannot be read or enhanced is named in the status and the others are still done."""
+        paths = [p for p in (paths or []) if p]
+        if not paths:
+            raise gr.Error("Upload one or more photos first.")
+        if len(paths) > MAX_PHOTOS:
+            raise gr.Error(f"{len(paths)} photos: at most {MAX_PHOTOS} at a time here (the queue is shared); "
+                           "enhance a whole folder with `mirnet-enhance photos/ -o enhanced/`.")
+        if not self.sources:
+            raise gr.Error("No trained MIRNet checkpoint is loaded (see the notice at the top).")
+        brightness, strength = read_controls(brightness, strength)
+        label = checkpoint if checkpoint in self.sources else self.labels[0]
+        out, gallery, failed, bright = self._request_dir(), [], [], []
+        for i, path in enumerate(paths):
+            name = Path(path).name
+            progress(i / len(paths), desc=f"photo {i + 1}/{len(paths)}: {name}")
+            try:
+                image = open_upload(path, name)
+                enhanced, _ = self.run_model(image, label, "auto", DEFAULT_TILE, brightness, strength)
+            except gr.Error as err:
+                failed.append(f"{name}: {err.message}")
+                continue
+            target = out / f"{i + 1:03d}_{safe_name(Path(path).stem)[:60]}.png"
+            enhanced.save(target)
+            gallery.append((str(target), name))
+            if well_exposed(image):
+                bright.append(name)
+        progress(1.0, desc="Zipping the results")
+        archive = None
+        if gallery:
+            archive = out / "mirnet_enhanced.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+                for png, _ in gallery:
+                    zipped.write(png, Path(png).name)
+        status = [f"MIRNet ({label}) enhanced {len(gallery)} of {len(paths)} photo(s) on {self.device_text()}."]
+        if failed:
+            status.append("Not enhanced: " + "; ".join(failed) + ".")
+        if bright:
+            status.append(f"Already well exposed: {', '.join(bright)} (MIRNet is made for dark photos).")
+        return " ".join(status), gallery, str(archive) if archive else None
 
     @staticmethod
     def metrics_table(image, reference, enhanced_png, baseline, label) -> str:
@@ -344,11 +441,21 @@ class MIRNetSpace:
 
 
 def example_rows() -> list[list]:
+    """[input, reference or None] per example, in the order space/examples/examples.json gives (written by
+    scripts/pick_space_examples.py by the rule in space/README.md); without it, the *_low.png files by name."""
+    manifest = EXAMPLE_DIR / "examples.json"
+    if manifest.is_file():
+        rows = json.loads(manifest.read_text())["examples"]
+        return [[str(EXAMPLE_DIR / row["input"]), str(EXAMPLE_DIR / row["reference"]) if row.get("reference") else None]
+                for row in rows if (EXAMPLE_DIR / row["input"]).is_file()]
     rows = []
     for low in sorted(EXAMPLE_DIR.glob("*_low.png")):
         high = low.with_name(low.name.replace("_low", "_high"))
         rows.append([str(low), str(high) if high.is_file() else None])
     return rows
+
+
+EXAMPLES_LABEL = "Examples: a typical LOL photo (with its reference), a hard one, a well-lit one (see space/README.md)"
 
 
 CSS = """
@@ -371,37 +478,60 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
             "[MIRNet: Zamir et al., ECCV 2020](https://arxiv.org/abs/2003.06792)"
         )
         gr.Markdown(space.notice(), elem_id="notice", elem_classes=[] if not space.sources else ["ok"])
-        with gr.Row():
-            with gr.Column(scale=1):
-                image_in = guard_upload(gr.Image(label="Low-light image", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="input-image", height=300), "input")
-                reference_in = guard_upload(gr.Image(label="Reference image (optional, same scene well exposed)", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="reference-image", height=200), "reference")
-                checkpoint_in = gr.Dropdown(
-                    choices=space.labels, value=space.labels[0] if space.labels else None, label="Checkpoint",
-                    visible=bool(space.labels), interactive=len(space.labels) > 1,
-                )
-                with gr.Accordion("Tiling (for large photos)", open=False):
-                    tiling_in = gr.Radio(TILING_CHOICES, value="auto", label=f"Tiles ('auto': above {tile_pixels / 1e6:g} MP)")
-                    tile_in = gr.Slider(128, 1024, value=DEFAULT_TILE, step=32, label="Tile size (pixels)")
-                button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
-                status = gr.Markdown(elem_id="status")
-            with gr.Column(scale=2):
-                with gr.Row():
-                    mirnet_out = gr.ImageSlider(
-                        label="Input | MIRNet" if space.sources else "MIRNet: no trained checkpoint (see the notice above)",
-                        type="filepath", format="png", elem_id="mirnet-slider", max_height=400,
-                    )
-                    baseline_out = gr.ImageSlider(label="Input | PIL autocontrast", type="filepath", format="png", elem_id="autocontrast-slider", max_height=400)
-                side_by_side = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=260, format="png", elem_id="side-by-side")
-                metrics_out = gr.Markdown(elem_id="metrics")
-                files_out = gr.File(label="Full-resolution results (PNG)", file_count="multiple", elem_id="downloads")
-        examples = example_rows()
-        if examples:
-            gr.Examples(examples, inputs=[image_in, reference_in], label="LOL examples (low-light; 179 with its reference)", cache_examples=False)
+        with gr.Row(visible=bool(space.sources)):
+            checkpoint_in = gr.Dropdown(
+                choices=space.labels, value=space.labels[0] if space.labels else None, label="Checkpoint",
+                interactive=len(space.labels) > 1, scale=1,
+            )
+            brightness_in = gr.Slider(-MAX_BRIGHTNESS_STOPS, MAX_BRIGHTNESS_STOPS, value=0.0, step=0.25, elem_id="brightness",
+                                      label="Brightness (stops; 0 = the model's own exposure)", scale=2)
+            strength_in = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength (1 = MIRNet, 0 = the input)",
+                                    elem_id="strength", scale=2)
+        with gr.Tab("One photo"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image_in = guard_upload(gr.Image(label="Low-light image", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="input-image", height=300), "input")
+                    reference_in = guard_upload(gr.Image(label="Reference image (optional, same scene well exposed)", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="reference-image", height=200), "reference")
+                    with gr.Accordion("Tiling (for large photos)", open=False):
+                        tiling_in = gr.Radio(TILING_CHOICES, value="auto", label=f"Tiles ('auto': above {tile_pixels / 1e6:g} MP)")
+                        tile_in = gr.Slider(128, 1024, value=DEFAULT_TILE, step=32, label="Tile size (pixels)")
+                    button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
+                    status = gr.Markdown(elem_id="status")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        mirnet_out = gr.ImageSlider(
+                            label="Input | MIRNet" if space.sources else "MIRNet: no trained checkpoint (see the notice above)",
+                            type="filepath", format="png", elem_id="mirnet-slider", max_height=400,
+                        )
+                        baseline_out = gr.ImageSlider(label="Input | PIL autocontrast", type="filepath", format="png", elem_id="autocontrast-slider", max_height=400)
+                    side_by_side = gr.Gallery(label="Side by side", columns=3, object_fit="contain", height=260, format="png", elem_id="side-by-side")
+                    metrics_out = gr.Markdown(elem_id="metrics")
+                    files_out = gr.File(label="Full-resolution results (PNG)", file_count="multiple", elem_id="downloads")
+            examples = example_rows()
+            if examples:
+                gr.Examples(examples, inputs=[image_in, reference_in], label=EXAMPLES_LABEL, cache_examples=False)
+        with gr.Tab("Several photos", visible=bool(space.sources)):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photos_in = gr.File(label=f"Photos (up to {MAX_PHOTOS})", file_count="multiple", file_types=["image"],
+                                        type="filepath", elem_id="photos")
+                    many_button = gr.Button("Enhance all", variant="primary", elem_id="enhance-all-button")
+                    many_status = gr.Markdown(elem_id="many-status")
+                with gr.Column(scale=2):
+                    many_gallery = gr.Gallery(label="MIRNet results", columns=4, object_fit="contain", height=400, format="png",
+                                              elem_id="results-gallery")
+                    many_zip = gr.File(label="All results, full resolution (zip of PNGs)", elem_id="results-zip")
         button.click(
             space.enhance,
-            inputs=[image_in, reference_in, checkpoint_in, tiling_in, tile_in],
+            inputs=[image_in, reference_in, checkpoint_in, tiling_in, tile_in, brightness_in, strength_in],
             outputs=[status, mirnet_out, baseline_out, side_by_side, metrics_out, files_out],
             api_name="enhance",
+        )
+        many_button.click(
+            space.enhance_many,
+            inputs=[photos_in, checkpoint_in, brightness_in, strength_in],
+            outputs=[many_status, many_gallery, many_zip],
+            api_name="enhance_many",
         )
     return demo
 
@@ -414,7 +544,7 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=1, help="requests run at once (each holds a model activation in memory)")
     parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--dtype", default=os.environ.get("MIRNET_DTYPE", "auto"), choices=PRECISIONS,
+    parser.add_argument("--precision", "--dtype", dest="precision", default=os.environ.get("MIRNET_DTYPE", "auto"), choices=PRECISIONS,
                         help="precision of the forward pass: auto = bf16 autocast on a GPU or a CPU with native bf16, "
                         "else fp32 (default $MIRNET_DTYPE or auto)")
     args = parser.parse_args(argv)
@@ -435,7 +565,7 @@ def launch(demo: gr.Blocks, concurrency: int = 1, queue_size: int = 16, max_file
 
 def main(argv=None):
     args = parse_args(argv)
-    demo = build_demo(args.checkpoints, device=args.device, precision=args.dtype)
+    demo = build_demo(args.checkpoints, device=args.device, precision=args.precision)
     launch(demo, args.concurrency, args.queue_size, server_name=args.host, server_port=args.port)
 
 

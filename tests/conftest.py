@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
+from modeling_mirnet import data as dataset_tools
 from modeling_mirnet.hub import save_for_hub
 
 TINY = dict(num_features=8, num_rrg=1, num_mrb=1, height=3, width=2)
@@ -99,4 +100,27 @@ def run_without_package(script: str, *args, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-I", str(path), *map(str, args)], cwd=cwd, env=dict(os.environ),
         capture_output=True, text=True, timeout=300,
+    )
+
+
+def make_pair_folder(folder: Path, count: int, size=(40, 36), seed=0) -> Path:
+    """`count` random pairs in folder/low and folder/high: high is noise, low a darkened copy of it."""
+    rng = np.random.default_rng(seed)
+    for sub in ("low", "high"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        high = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        PIL.Image.fromarray(high).save(folder / "high" / f"{i}.png")
+        PIL.Image.fromarray((high * 0.3).astype(np.uint8)).save(folder / "low" / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """A prepared dataset folder: 4 train, 2 validation, 2 test pairs."""
+    root = tmp_path_factory.mktemp("data")
+    pairs = dataset_tools.load_pairs(make_pair_folder(root / "raw", 8), "test")
+    return dataset_tools.write_dataset(
+        {"train": pairs.select(range(4)), "validation": pairs.select(range(4, 6)), "test": pairs.select(range(6, 8))},
+        root / "prepared",
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 APP_PATH = ROOT / "space" / "app.py"
 EXAMPLES = ROOT / "space" / "examples"
+LOL = ROOT / "datasets" / "lol_eval15"  # fixed test images (the examples follow the shipped model)
 
 
 def load_space_app():

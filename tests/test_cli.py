@@ -1,5 +1,6 @@
 """`mirnet-enhance` (issue 4, points 7 and 8): processes what it can, reports what it cannot, never clobbers."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -36,12 +37,12 @@ def test_enhances_good_files_and_skips_bad_ones(tiny_model_dir, tmp_path, capsys
     assert PIL.Image.open(tmp_path / "out" / "dark1.png").size == (44, 30)
     assert "notes.png: not an image file" in captured.err
     assert "cut.png: cannot decode image" in captured.err
-    assert "enhanced 2 image(s)" in captured.out and "skipped 2" in captured.out
+    assert "enhanced 2 image(s)" in captured.out and "failed 2: " in captured.out and "notes.png" in captured.out
 
 
 def test_tiled_and_whole_runs_write_the_same_size(tiny_model_dir, tmp_path):
     random_image(40, 70).save(tmp_path / "a.png")
-    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / "t"), "--model", str(tiny_model_dir), "--tile", "32", "--tile-overlap", "8"]) == 0
+    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / "t"), "--model", str(tiny_model_dir), "--tile-size", "32", "--tile-overlap", "8"]) == 0
     assert PIL.Image.open(tmp_path / "t" / "a.png").size == (70, 40)
 
 
@@ -156,13 +157,62 @@ def test_out_of_memory_is_reported_with_a_tile_hint_and_the_run_goes_on(tiny_mod
     status = main([str(tmp_path / "small.png"), str(tmp_path / "large.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)])
     err = capsys.readouterr().err
     assert status == 1 and (tmp_path / "o" / "small.png").exists() and not (tmp_path / "o" / "large.png").exists()
-    assert "skipped: " in err and "out of memory on cpu enhancing a 300x200 image as a whole: try tiles of 128 px (--tile 128)" in err
+    assert "failed: " in err and "out of memory on cpu enhancing a 300x200 image as a whole: try tiles of 128 px (--tile 128)" in err
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_dtype_is_autocast_with_fp32_weights(tiny_model_dir, tmp_path, dtype):
     random_image(24, 32).save(tmp_path / "a.png")
-    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / dtype), "--model", str(tiny_model_dir), "--dtype", dtype]) == 0
+    assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / dtype), "--model", str(tiny_model_dir), "--precision", dtype]) == 0
     model, processor = load_mirnet(tiny_model_dir)
     expected = Enhancer(model, processor, precision=dtype)(tmp_path / "a.png")
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / dtype / "a.png")), np.asarray(expected))
+
+
+def test_brightness_and_strength_flags_match_the_package(tiny_model_dir, tmp_path, capsys):
+    """--brightness / --strength give what Enhancer(..., brightness=, strength=) gives; out of range is exit 2."""
+    image = random_image(30, 44, seed=5)
+    image.save(tmp_path / "dark.png")
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--dtype", "fp32",
+                 "--brightness", "0.75", "--strength", "0.6"]) == 0
+    expected = Enhancer.from_pretrained(str(tiny_model_dir), device="cpu", precision="fp32")(image, brightness=0.75, strength=0.6)
+    plain = Enhancer.from_pretrained(str(tiny_model_dir), device="cpu", precision="fp32")(image)
+    written = np.asarray(PIL.Image.open(tmp_path / "out" / "dark.png"))
+    assert np.array_equal(written, np.asarray(expected)) and not np.array_equal(written, np.asarray(plain))
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "o2"), "--model", str(tiny_model_dir), "--brightness", "9"]) == 2
+    assert "--brightness must be a number of stops between -3 and 3" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
+# accelerate's multi-process launcher (torchrun); ACCELERATE_USE_CPU keeps both ranks on the CPU (gloo backend)
+LAUNCH_2 = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29541", "-m", "modeling_mirnet.cli"]
+
+
+@pytest.mark.slow
+def test_two_processes_write_each_output_once_as_one_process_would_and_resume(tiny_model_dir, tmp_path):
+    """`accelerate launch -m modeling_mirnet.cli` on 2 CPU processes (gloo): each photo enhanced once (the totals are
+    summed over the processes), outputs equal to a single-process run, a bad file named and the rest done, and a
+    second run skips everything."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        random_image(24 + 4 * i, 32, seed=i).save(folder / f"p{i}.png")
+    (folder / "broken.png").write_text("not an image")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    common = ["--model", str(tiny_model_dir), "--dtype", "fp32"]
+    first = subprocess.run([*LAUNCH_2, str(folder), "-o", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 1, first.stderr[-3000:]
+    summary = [line for line in first.stdout.splitlines() if line.startswith("enhanced ")]
+    assert len(summary) == 1 and summary[0].startswith("enhanced 5 image(s)") and "failed 1: " in summary[0] and "broken.png" in summary[0]
+    assert "2 processes" in first.stderr
+    assert main([str(folder), "-o", str(tmp_path / "one"), *common]) == 1
+    written = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert written == [f"p{i}.png" for i in range(5)]  # no partial files left behind
+    for name in written:
+        assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "two" / name)), np.asarray(PIL.Image.open(tmp_path / "one" / name)))
+    (tmp_path / "two" / "p3.png").unlink()  # as if the job had been killed before writing it
+    (tmp_path / "two" / ".p3.png.partial").write_bytes(b"half")
+    second = subprocess.run([*LAUNCH_2, str(folder), "-o", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env, timeout=300)
+    assert "enhanced 1 image(s)" in second.stdout and "skipped 4 (already written)" in second.stdout, second.stderr[-3000:]
+    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "two" / "p3.png")), np.asarray(PIL.Image.open(tmp_path / "one" / "p3.png")))

@@ -110,6 +110,14 @@ def test_mirnet_pipeline_without_trust_remote_code(tiny_model_dir, low_light_ima
     bf16 = mirnet_pipeline(model, precision="bf16")(low_light_image)
     fp32 = enhance(low_light_image, precision="fp32")
     assert np.abs(np.asarray(bf16).astype(int) - np.asarray(fp32)).max() <= 4
+    # the brightness and strength controls: call parameters, the same result as the package's Enhancer
+    from modeling_mirnet.inference import Enhancer
+
+    adjusted = enhance(low_light_image, brightness=-0.5, strength=0.8)
+    expected = Enhancer(model, precision="fp32")(low_light_image, brightness=-0.5, strength=0.8)
+    assert np.array_equal(np.asarray(adjusted), np.asarray(expected)) and not np.array_equal(np.asarray(adjusted), np.asarray(fp32))
+    with pytest.raises(ValueError, match="strength must be"):
+        enhance(low_light_image, strength=2)
 
 
 def make_fake_hub_cache(folder, cache, repo_id="org/mirnet-lol"):

@@ -239,3 +239,21 @@ def test_bad_settings_give_clear_errors(processor, kwargs, message):
         processor(random_image(8, 8), **kwargs)
     with pytest.raises(ValueError, match=message):
         MIRNetImageProcessor(**kwargs)
+
+
+@pytest.mark.parametrize("size, target", [((5, 7), (8, 8)), ((2, 3), (9, 12)), ((1, 4), (4, 8)), ((3, 1), (4, 4)), ((6, 6), (6, 6))])
+def test_the_one_padder_matches_numpy_and_serves_processor_and_validation(size, target):
+    """`reflect_pad` is numpy's "reflect" (repeated where the padding exceeds the image; "edge" for one-pixel sides),
+    and validation's `pad_to_multiple` pads a photo exactly as the image processor does."""
+    from modeling_mirnet.evaluation import pad_to_multiple
+    from modeling_mirnet.image_processing_mirnet import reflect_pad
+
+    array = np.random.default_rng(0).random((*size, 3))
+    expected = np.pad(array, ((0, target[0] - size[0]), (0, target[1] - size[1]), (0, 0)), mode="reflect" if min(size) > 1 else "edge")
+    np.testing.assert_array_equal(reflect_pad(torch.from_numpy(array).permute(2, 0, 1), *target).permute(1, 2, 0).numpy(), expected)
+    image = PIL.Image.fromarray((array * 255).astype(np.uint8))
+    processed = MIRNetImageProcessor(size_divisor=4)(image)["pixel_values"]
+    from modeling_mirnet.evaluation import image_to_uint8_tensor
+
+    validated = pad_to_multiple(image_to_uint8_tensor(image)[None].float().div(255), 4)
+    torch.testing.assert_close(processed, validated, rtol=0, atol=1e-7)

@@ -11,8 +11,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+import PIL.Image
 
-from modeling_mirnet import MIRNetModel, inference
+from modeling_mirnet import MIRNetModel, inference, mirnet_pipeline
 from modeling_mirnet.hub import enhance_image as hub_enhance_image
 from modeling_mirnet.inference import (
     IMAGE_SUFFIXES,
@@ -223,8 +224,16 @@ def test_keep_freed_memory_reuses_pages_instead_of_faulting_them_in_again(settin
         assert result["faults"] > 16000  # glibc maps >= 32 MiB blocks fresh: one fault per 4 KiB page
 
 
-def test_cpu_enhancer_keeps_freed_memory(tiny_model, monkeypatch):
+def test_keep_freed_memory_is_the_callers_choice(tiny_model, tiny_model_dir, tmp_path, monkeypatch):
+    """The library (Enhancer, the pipeline) never changes process-wide malloc settings; the CLI does, on CPU."""
     calls = []
-    monkeypatch.setattr(inference, "keep_freed_memory", lambda: calls.append(True))
+    monkeypatch.setattr(inference, "keep_freed_memory", lambda: calls.append("library"))
+    import modeling_mirnet.cli as cli
+
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("cli"))
     Enhancer(tiny_model)
-    assert calls == [True]
+    mirnet_pipeline(tiny_model)
+    assert calls == []
+    PIL.Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    assert cli.main([str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
+    assert calls == ["cli"]

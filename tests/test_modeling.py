@@ -7,7 +7,8 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel, enhancement_loss
-from modeling_mirnet.modeling_mirnet import SKFF, tile_starts
+from modeling_mirnet.modeling_mirnet import SKFF
+from modeling_mirnet.tiling import tile_starts
 
 from conftest import tiny_config
 

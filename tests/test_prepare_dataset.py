@@ -64,7 +64,7 @@ def test_lol_uses_the_seed_split_and_round_trips(tmp_path):
     assert prep.main(["lol", "--root", str(root), "--output", str(out), "--num-train", "7"]) == 0
     loaded = datasets.load_dataset(str(out), download_mode="force_redownload")  # the folder as users load it
     assert {s: len(loaded[s]) for s in loaded} == {"train": 7, "validation": 5, "test": 3}
-    # file names sorted as strings, as the seed study's sorted(os.listdir()) did
+    # file names sorted as strings, as the study's sorted(os.listdir()) did
     assert list(loaded["train"]["name"]) == ["1.png", "10.png", "11.png", "12.png", "2.png", "3.png", "4.png"]
     assert list(loaded["validation"]["name"]) == ["5.png", "6.png", "7.png", "8.png", "9.png"]
     # stored byte for byte: pixels equal the source files

@@ -1,7 +1,9 @@
 """The Gradio Space (space/app.py), served on 127.0.0.1 and driven through gradio_client, as a user's browser would."""
 
+import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -16,7 +18,7 @@ from modeling_mirnet import MIRNetModel  # noqa: E402
 from modeling_mirnet.inference import Enhancer, load_mirnet  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
 
-from space_helpers import EXAMPLES, load_space_app, served  # noqa: E402
+from space_helpers import LOL, load_space_app, served  # noqa: E402
 
 LABEL = "mirnet-tiny"  # the fixture folder's name: a test model, never offered to users
 
@@ -34,10 +36,10 @@ def read(path) -> PIL.Image.Image:
     return PIL.Image.open(path).convert("RGB")
 
 
-def enhance(client, image, reference=None, checkpoint=LABEL, tiling="auto", tile_size=512):
+def enhance(client, image, reference=None, checkpoint=LABEL, tiling="auto", tile_size=512, brightness=0.0, strength=1.0):
     return client.predict(
         handle_file(str(image)), handle_file(str(reference)) if reference else None, checkpoint, tiling, tile_size,
-        api_name="/enhance",
+        brightness, strength, api_name="/enhance",
     )
 
 
@@ -50,7 +52,7 @@ def app_with_model(tiny_model_dir, tmp_path_factory):
 
 def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model, tiny_model_dir):
     _, demo, client = app_with_model
-    example = EXAMPLES / "lol_780_low.png"
+    example = LOL / "low" / "780.png"
     status, mirnet, baseline, side_by_side, metrics, files = enhance(client, example)
     source = read(example)
     assert LABEL in status and "600x400" in status
@@ -100,7 +102,7 @@ def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model
         enhance(client, not_an_image)
 
     truncated = tmp_path / "cut.png"
-    truncated.write_bytes((EXAMPLES / "lol_493_low.png").read_bytes()[:6000])
+    truncated.write_bytes((LOL / "low" / "493.png").read_bytes()[:6000])
     with pytest.raises(AppError, match=r"cut\.png.*truncated"):
         enhance(client, truncated)
 
@@ -154,7 +156,7 @@ def test_without_checkpoint_the_notice_is_shown_and_mirnet_is_not(tmp_path):
         assert "mirnet-convert model_lol.pth space/checkpoints/mirnet-lol" in page_config
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path))
         status, mirnet, baseline, side_by_side, metrics, files = enhance(
-            client, EXAMPLES / "lol_179_low.png", EXAMPLES / "lol_179_high.png", checkpoint=None
+            client, LOL / "low" / "179.png", LOL / "high" / "179.png", checkpoint=None
         )
     assert mirnet is None and "No trained MIRNet checkpoint" in status
     assert [item["caption"] for item in side_by_side] == ["Input", "PIL autocontrast"]
@@ -214,3 +216,58 @@ def test_out_of_memory_gives_the_packages_message_with_a_tile_size(app_with_mode
         enhance(client, image, tiling="always", tile_size=512)
     with pytest.raises(AppError, match=r"in tiles of 128 px: use a smaller image or a device with more memory\.$"):
         enhance(client, image, tiling="always", tile_size=128)
+
+
+def test_brightness_and_strength_sliders_give_the_packages_result(app_with_model, tiny_model_dir, tmp_path):
+    _, demo, client = app_with_model
+    image = dark_image(tmp_path / "dark.png")
+    status, mirnet, *_ = enhance(client, image, brightness=1.0, strength=0.5)
+    expected = Enhancer(*load_mirnet(tiny_model_dir), precision=demo.space.precision)(read(image), brightness=1.0, strength=0.5)
+    diff = np.abs(np.asarray(read(mirnet[1])).astype(int) - np.asarray(expected).astype(int))
+    assert diff.max() <= 1 and "brightness +1 stops, strength 0.5" in status
+    with pytest.raises(AppError, match="greater than maximum value 3"):  # gradio checks the slider's range
+        enhance(client, image, brightness=5.0)
+
+
+def test_a_well_exposed_upload_is_named_so_and_labels_hide_local_paths(app_with_model, tiny_model_dir, tmp_path):
+    _, demo, client = app_with_model
+    assert str(tiny_model_dir) not in demo.space.notice() and f"`{tiny_model_dir.name}`" in demo.space.notice()
+    bright = tmp_path / "sunny.png"
+    PIL.Image.fromarray(np.full((40, 60, 3), 150, dtype=np.uint8)).save(bright)
+    status, *_ = enhance(client, bright)
+    assert "already well exposed (mean gray 150 of 255): MIRNet is made for dark photos" in status
+    status, *_ = enhance(client, dark_image(tmp_path / "dark.png"))
+    assert "well exposed" not in status
+
+
+def test_several_photos_give_a_gallery_a_zip_and_name_the_bad_file(app_with_model, tiny_model_dir, tmp_path):
+    import zipfile
+
+    _, demo, client = app_with_model
+    photos = [dark_image(tmp_path / f"night{i}.png", seed=i) for i in range(3)]
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    status, gallery, archive = client.predict([handle_file(str(p)) for p in [photos[0], bad, *photos[1:]]], LABEL, 0.0, 1.0,
+                                              api_name="/enhance_many")
+    assert "enhanced 3 of 4 photo(s)" in status and "notes.png" in status
+    assert [item["caption"] for item in gallery] == ["night0.png", "night1.png", "night2.png"]
+    enhancer = Enhancer(*load_mirnet(tiny_model_dir), precision=demo.space.precision)
+    with zipfile.ZipFile(archive) as zipped:
+        names = zipped.namelist()
+        assert names == ["001_night0.png", "003_night1.png", "004_night2.png"]
+        for name, photo in zip(names, photos):
+            with zipped.open(name) as f:
+                written = np.asarray(PIL.Image.open(f).convert("RGB")).astype(int)
+            assert np.abs(written - np.asarray(enhancer(read(photo)))).max() <= 1  # full resolution, the package's result
+    with pytest.raises(AppError, match="at most 16"):
+        client.predict([handle_file(str(photos[0]))] * 17, LABEL, 0.0, 1.0, api_name="/enhance_many")
+
+
+def test_examples_follow_the_manifest_order():
+    app = load_space_app()
+    manifest = json.loads((app.EXAMPLE_DIR / "examples.json").read_text())["examples"]
+    rows = app.example_rows()
+    assert [Path(r[0]).name for r in rows] == [m["input"] for m in manifest] and len(rows) == 3
+    assert rows[0][1] is not None and all(Path(p).is_file() for r in rows for p in r if p)
+    # the well-lit example is called well exposed by the app's own rule, the dark ones are not
+    assert [app.well_exposed(read(r[0])) for r in rows] == [False, False, True]

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[space]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
 
-from space_helpers import EXAMPLES, served  # noqa: E402
+from space_helpers import LOL, load_space_app, served  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -44,17 +44,23 @@ def shots(tmp_path):
     return folder
 
 
-def run_in_page(browser, url, shot, with_reference=True):
+def run_in_page(browser, url, shot, image=LOL / "low" / "179.png", reference=LOL / "high" / "179.png", brightness=None):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(url, wait_until="domcontentloaded")
-        page.locator("#input-image input[type=file]").set_input_files(str(EXAMPLES / "lol_179_low.png"))
-        if with_reference:
-            page.locator("#reference-image input[type=file]").set_input_files(str(EXAMPLES / "lol_179_high.png"))
+        page.locator("#input-image input[type=file]").set_input_files(str(image))
+        if reference:
+            page.locator("#reference-image input[type=file]").set_input_files(str(reference))
         page.locator("#input-image img").first.wait_for(state="visible", timeout=20_000)  # the upload is shown
+        if brightness is not None:  # typed into the slider's number box, as a user would
+            box = page.locator("#brightness input[type=number]")
+            box.fill(str(brightness))
+            box.press("Enter")
         page.locator("#enhance-button").click()
-        page.locator("#metrics table").wait_for(state="visible", timeout=30_000)  # the results are in
-        page.locator("#autocontrast-slider img").first.wait_for(state="visible", timeout=10_000)
+        if reference:
+            page.locator("#metrics table").wait_for(state="visible", timeout=30_000)  # the results are in
+        page.locator("#autocontrast-slider img").first.wait_for(state="visible", timeout=30_000)
+        page.wait_for_function("document.querySelector('#status').innerText.includes('.')", timeout=30_000)
         page.wait_for_timeout(500)  # let the images finish painting
         page.screenshot(path=str(shot), full_page=True)
         return page.locator("#status").inner_text(), page.locator("#notice").inner_text(), page
@@ -94,9 +100,10 @@ def test_the_shipped_model_in_the_browser(browser, shots):
     """The bundled space/checkpoints/mirnet-lol, as `python space/app.py` serves it by default (this test's screenshot,
     with MIRNET_SCREENSHOT_DIR set, is space/screenshot.png)."""
     shipped = Path(__file__).resolve().parents[1] / "space" / "checkpoints" / "mirnet-lol"
+    image, reference = load_space_app().example_rows()[0]  # the first example: the photo a visitor sees first
     with served({"LoL": str(shipped)}) as (_, demo):
         shot = shots / "space-mirnet-lol.png"
-        status, notice, page = run_in_page(browser, demo.local_url, shot)
+        status, notice, page = run_in_page(browser, demo.local_url, shot, image, reference)
         try:
             assert "LoL" in status and "600x400" in status
             assert "No trained MIRNet checkpoint" not in notice
@@ -105,3 +112,22 @@ def test_the_shipped_model_in_the_browser(browser, shots):
         finally:
             page.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_brightness_slider_and_several_photos(browser, tiny_model_dir, shots):
+    """The brightness slider reaches the model (the status names it), and the "Several photos" tab returns a gallery
+    with one result per photo and a zip to download."""
+    with served({"mirnet-tiny": str(tiny_model_dir)}) as (_, demo):
+        status, _, page = run_in_page(browser, demo.local_url, shots / "space-brightness.png", reference=None, brightness=1)
+        try:
+            assert "brightness +1 stops" in status
+            page.get_by_role("tab", name="Several photos").click()
+            page.locator("#photos input[type=file]").set_input_files([str(LOL / "low" / "1.png"), str(LOL / "low" / "22.png")])
+            page.locator("#enhance-all-button").click()
+            page.locator("#results-zip a").first.wait_for(state="visible", timeout=60_000)
+            assert "enhanced 2 of 2 photo(s)" in page.locator("#many-status").inner_text()
+            assert page.locator("#results-gallery img").count() >= 2
+            assert "mirnet_enhanced.zip" in page.locator("#results-zip").inner_text().replace("\n", "")
+            page.screenshot(path=str(shots / "space-several-photos.png"), full_page=True)
+        finally:
+            page.close()

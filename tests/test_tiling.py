@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_mirnet import MIRNetModel, tiled_forward
-from modeling_mirnet.modeling_mirnet import SharedStatistics, thumbnail
+from modeling_mirnet.tiling import SharedStatistics, thumbnail
 from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
 from modeling_mirnet.metrics import psnr
 

@@ -32,29 +32,6 @@ LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_pr
           "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
-def make_pairs(folder: Path, count: int, size=(40, 36), seed=0) -> Path:
-    """`count` random pairs in folder/low and folder/high: high is noise, low a darkened copy of it."""
-    rng = np.random.default_rng(seed)
-    for sub in ("low", "high"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        high = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-        PIL.Image.fromarray(high).save(folder / "high" / f"{i}.png")
-        PIL.Image.fromarray((high * 0.3).astype(np.uint8)).save(folder / "low" / f"{i}.png")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    """A prepared dataset folder: 4 train, 2 validation, 2 test pairs."""
-    root = tmp_path_factory.mktemp("data")
-    pairs = data_utils.load_pairs(make_pairs(root / "raw", 8), "test")
-    return data_utils.write_dataset(
-        {"train": pairs.select(range(4)), "validation": pairs.select(range(4, 6)), "test": pairs.select(range(6, 8))},
-        root / "prepared",
-    )
-
-
 def run(args: list[str], launcher=LAUNCH, **env_extra) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env_extra}
     return subprocess.run([*launcher, str(REPO / "train" / "train.py"), *args], capture_output=True, text=True, env=env, cwd=REPO)
@@ -164,7 +141,7 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
     assert "missing.yaml: no such file" in capsys.readouterr().err
 
 
-# The seed study's 19 runs (its published table; train/configs/README.md): change from the default recipe, epochs, published max val PSNR
+# The study's 19 runs (its published table; train/configs/README.md): change from the default recipe, epochs, published max val PSNR
 # (max_val=255 convention) and min val loss; None where the study has no figure.
 SEED_STUDY = {
     1: ({}, 50, 67.5981, 0.0983), 2: ({}, 70, 67.8371, 0.1016), 3: ({"batch_size": 8}, 50, None, None),
@@ -182,7 +159,7 @@ DEFAULT_RECIPE = {"loss": "charbonnier", "learning_rate": 1e-4, "batch_size": 4,
 
 
 def test_all_nineteen_configs_parse():
-    """The seed study's 19 runs: LoL 1-12 (50 epochs, run 2: 70) and SICE 13-19 (70), each a valid train.py config
+    """The study's 19 runs: LoL 1-12 (50 epochs, run 2: 70) and SICE 13-19 (70), each a valid train.py config
     that changes the default recipe exactly as the study did and records its published figures."""
     import yaml
 
@@ -405,3 +382,67 @@ def test_packaging_a_staged_run_keeps_the_earlier_stages_records(tmp_path):
     assert "stage 2: `train.py --stage two`" in note and "20.05 dB at epoch 3" in note
     package.copy_earlier_stages({"args": {"init_from": None}}, tmp_path / "third")
     assert not (tmp_path / "third").exists() and earlier_stages_note(tmp_path / "third") == ""
+
+
+def test_training_samples_whole_photos_well_lit_pairs_and_exposure_jitter():
+    """RandomPairCrops: whole photos cut to the size divisor; a well-lit share of reference-as-input items (no
+    jitter); the others carry a jitter within +-exposure_jitter stops; a crop of the pair otherwise."""
+    train = load_script("train")
+    from modeling_mirnet.evaluation import ImagePairs
+
+    g = torch.Generator().manual_seed(0)
+    lows = [torch.randint(0, 60, (3, 38, 42), dtype=torch.uint8, generator=g) for _ in range(3)]
+    highs = [torch.randint(60, 256, (3, 38, 42), dtype=torch.uint8, generator=g) for _ in range(3)]
+    pairs = ImagePairs(lows, highs, ["a", "b", "c"])
+    torch.manual_seed(0)
+    whole = train.RandomPairCrops(pairs, None, flip=False, size_divisor=4)[1]
+    assert torch.equal(whole["pixel_values"], lows[1][:, :36, :40]) and torch.equal(whole["labels"], highs[1][:, :36, :40])
+
+    mixed = train.RandomPairCrops(pairs, 16, flip=True, well_lit_share=0.3, exposure_jitter=1.5)
+    items = [mixed[i % 3] for i in range(400)]
+    identity = [torch.equal(item["pixel_values"], item["labels"]) for item in items]
+    assert 0.2 < np.mean(identity) < 0.4
+    for item, same in zip(items, identity):
+        assert item["pixel_values"].shape == (3, 16, 16)
+        if same:
+            assert item["exposure_stops"] == 0  # a well-lit pair is kept as it is
+        else:
+            assert int(item["pixel_values"].max()) < 60 <= int(item["labels"].min())  # a crop of the dark input
+            assert -1.5 <= float(item["exposure_stops"]) <= 1.5
+    stops = [float(item["exposure_stops"]) for item, same in zip(items, identity) if not same]
+    assert min(stops) < -1 and max(stops) > 1
+
+    plain = train.RandomPairCrops(pairs, 16, flip=False)
+    assert all(not torch.equal(plain[0]["pixel_values"], plain[0]["labels"]) and plain[0]["exposure_stops"] == 0 for _ in range(20))
+
+
+def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exactly(dataset_dir, tmp_path):
+    """The exposure recipe end to end (whole photos, well-lit share, jitter, GT-mean loss): interrupted and resumed
+    equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
+              "--loss", "gt_mean", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
+                 [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
+        result = run(args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    a = load_file(interrupted / "checkpoints" / "epoch_0002" / "model.safetensors")
+    b = load_file(straight / "checkpoints" / "epoch_0002" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    config = json.loads((straight / "model" / "config.json").read_text())
+    assert config["loss_type"] == "gt_mean"
+    record = json.loads((straight / "model" / "training_args.json").read_text())["args"]
+    assert record["whole_images"] is True and record["well_lit_share"] == 0.5 and record["exposure_jitter"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--well_lit_share", "1"], "--well_lit_share must be in [0, 1)"),
+        (["--exposure_jitter", "-0.5"], "--exposure_jitter is a number of stops"),
+        (["--loss", "ssim"], "invalid choice: 'ssim'"),
+    ],
+)
+def test_bad_exposure_flags_are_refused(dataset_dir, tmp_path, extra, message):
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--output_dir", str(tmp_path / "r"), *extra], launcher=[sys.executable])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

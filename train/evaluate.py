@@ -7,11 +7,11 @@
 `--dataset` is a folder written by train/prepare_dataset.py, a Hub dataset id in that layout, or a raw `low/` +
 `high/` folder of pairs (read as the split "test"). `--model` takes a model folder or a Hub id, optionally as
 `LABEL=PATH_OR_ID`, and may be repeated. Baselines (default: all) are scored in the same table: the input itself,
-PIL.ImageOps.autocontrast (the seed study's comparison), ImageOps.equalize and a gamma curve (0.4).
+PIL.ImageOps.autocontrast (the study's comparison), ImageOps.equalize and a gamma curve (0.4).
 
 Metrics (modeling_mirnet/metrics.py): PSNR with data range 1 on RGB, on the uint8-quantized output (what a saved
 PNG holds), per image then averaged; SSIM with the standard 11x11 Gaussian window (sigma 1.5); LPIPS (AlexNet) when
-the `lpips` package and its weights are available. The column "PSNR, seed convention" adds the 48.13 dB of the seed
+the `lpips` package and its weights are available. The column "PSNR, study's convention" adds the 48.13 dB of the seed
 study's max_val=255-on-[0,1] bug, only so readers can compare with its figures; it is not a quality measure.
 
 Writes OUTPUT/results.json (per-image and mean figures, the command, the dataset) and OUTPUT/results.md.
@@ -156,10 +156,10 @@ def markdown_report(report: dict) -> str:
         "PSNR: data range 1, RGB, on the uint8 output, mean over images. SSIM: 11x11 Gaussian, sigma 1.5. "
         "GT-mean: the output scaled to its reference's mean gray level before scoring (removes the global exposure error; "
         "the KinD/LLFlow convention, never mixed with plain PSNR in a ranking). "
-        f"'Seed convention' = PSNR + {INFLATION_DB:.2f} dB (max_val=255 on [0,1] images, as in the seed study); "
+        f"'Seed convention' = PSNR + {INFLATION_DB:.2f} dB (max_val=255 on [0,1] images, as in the study); "
         "shown only for comparison with its figures.",
         "",
-        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, GT-mean (dB) | PSNR, seed convention (dB) |",
+        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, GT-mean (dB) | PSNR, study's convention (dB) |",
         "|---|---:|---:|" + ("---:|" if has_lpips else "") + "---:|---:|",
     ]
     for label, m in methods.items():
@@ -194,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES), help="baselines to include (default: all)"
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ...")
-    parser.add_argument("--dtype", choices=list(PRECISIONS), default="fp32",
+    parser.add_argument("--precision", "--dtype", dest="precision", choices=list(PRECISIONS), default="fp32",
                         help="precision of the checkpoints' forward pass (autocast; auto = bf16 where the hardware has it). "
                              "fp32 by default: the reference figures")
-    parser.add_argument("--tile", type=int, default=None, help="tile size for large images (default: whole image)")
+    parser.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=None, help="tile size for large images (default: whole image)")
     parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     parser.add_argument("--lpips", choices=["auto", "on", "off"], default="auto", help="auto: when the lpips package works")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs (quick checks)")
@@ -221,13 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise DataError(str(err)) from None
         models = {label: load_mirnet(source, device=device)[0] for label, source in sources.items()}
-        autocast_dtype = resolve_dtype(args.dtype, device)
+        autocast_dtype = resolve_dtype(args.precision, device)
         baselines = {name: BASELINES[name] for name in args.baselines}
         lpips_fn = None if args.lpips == "off" else lpips_metric(device)
         if args.lpips == "on" and lpips_fn is None:
             raise DataError("--lpips on: the lpips package (and its AlexNet weights) is not available; pip install lpips")
         report = evaluate(dataset, models, baselines, lpips_fn, args.output / "images" if args.save_images else None,
-                          tile_size=args.tile, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype)
+                          tile_size=args.tile_size, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype)
     except (DataError, ModelLoadError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

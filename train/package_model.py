@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--method", help="label of the model in that results.json (default: the first non-baseline)")
     parser.add_argument("--output", required=True, type=Path, help="folder to write (replaced if it exists)")
     parser.add_argument("--name", required=True, help="model id shown in the card, e.g. mirnet-lol")
+    parser.add_argument("--well-lit", type=Path, help="JSON of benchmarks/well_lit.py --json for this model (the card's do-no-harm table)")
     args = parser.parse_args(argv)
 
     model_dir = args.run / "model"
@@ -71,6 +72,13 @@ def main(argv=None) -> int:
                 **methods[label]["mean"]}
         test["baselines"] = {m: methods[m]["mean"] for m in methods if m != label}
 
+    well_lit = None
+    if args.well_lit:
+        report = json.loads(args.well_lit.read_text())
+        models = report["summary"]["models"]
+        label = args.method if args.method in models else next(iter(models))
+        well_lit = {**models[label], "count": report["summary"]["count"], "command": report["command"]}
+
     model, processor = load_mirnet(model_dir)
     tmp = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -81,7 +89,7 @@ def main(argv=None) -> int:
     copy_earlier_stages(training, tmp)
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
-    write_model_card(tmp, training, state, model_id=args.name, test=test)
+    write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit)
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_FOLDER_MB:
         print(f"error: the folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB limit", file=sys.stderr)

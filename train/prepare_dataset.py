@@ -12,7 +12,7 @@ input, `high`: the reference, `name`: the source file name; image bytes embedded
 accepts by its id.
 
 LoL (Wei et al., 2018), as distributed: `our485/{low,high}/*.png` and `eval15/{low,high}/*.png`.
-    The seed study's split: the our485 pairs in the order `sorted(os.listdir(...))` gives, i.e. file names sorted
+    The study's split: the our485 pairs in the order `sorted(os.listdir(...))` gives, i.e. file names sorted
     as strings ("1.png", "10.png", "100.png", ...); the first 300 -> train, the other 185 -> validation; the 15
     eval15 pairs -> test. Files are stored byte for byte.
 
@@ -90,7 +90,7 @@ def check_pair(low_path: Path, high_path: Path) -> tuple[PIL.Image.Image, PIL.Im
 # 3. LoL
 # ----------------------------------------------------------------------------------------------------------------
 def lol_splits(root: str | os.PathLike, num_train: int = LOL_SPLIT["train"], test_only: bool = False) -> dict:
-    """{split: [(name, low path, high path), ...]} with the seed study's split (see the module docstring)."""
+    """{split: [(name, low path, high path), ...]} with the study's split (see the module docstring)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (expected LoL's our485/ and eval15/ inside)")
@@ -434,7 +434,7 @@ def prepare_lol(
     splits = lol_splits(root, num_train, test_only)
     description = (
         "LoL (LOw-Light dataset, Wei et al., BMVC 2018): 600x400 indoor photos, each a low-light shot and a "
-        "normal-light reference. Split as in the seed study MIRNet-HF builds on: our485 sorted by file name as "
+        "normal-light reference. Split as in the study MIRNet-HF builds on: our485 sorted by file name as "
         "strings, the first 300 pairs train and the rest validation; eval15 is the test split. Files stored byte for byte."
     )
     counts = {split: len(pairs) for split, pairs in splits.items()}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run a list of experiment configs (e.g. the seed study's 19) one after another and tabulate them.
+"""Run a list of experiment configs (e.g. the study's 19) one after another and tabulate them.
 
     python train/sweep.py train/configs/lol_*.yaml                       # LoL experiments 1-12
     python train/sweep.py train/configs/*.yaml --set epochs=1            # quick pass over all 19
@@ -7,7 +7,7 @@
 
 Each run is `accelerate launch train/train.py --config FILE --resume latest`, so an interrupted sweep continues
 where it stopped and finished runs are not trained again. The table (OUTPUT_ROOT/sweep_results.md and .json) has,
-per experiment: min validation loss and max validation PSNR side by side, the seed study's published figure
+per experiment: min validation loss and max validation PSNR side by side, the study's published figure
 (`meta.seed_reported_min_val_loss`, `meta.seed_reported_val_psnr`: its max_val=255 convention), that PSNR's true
 equivalent (published - 48.13 dB) and ours (true PSNR, data range 1); then the epoch of our best PSNR, SSIM there,
 training minutes and the config's `meta.note` (crashed, diverged, copy slip in the write-up).
@@ -106,7 +106,7 @@ def write_table(rows: list[dict], output_root: Path) -> Path:
     lines += [
         "",
         "Ours: max true PSNR (data range 1) on the 8-bit output of whole validation images (its epoch, SSIM there), min loss.",
-        f"Published: the seed study's figures as printed; it computed PSNR with max_val=255 on [0, 1] images, {INFLATION_DB:.2f} dB",
+        f"Published: the study's figures as printed; it computed PSNR with max_val=255 on [0, 1] images, {INFLATION_DB:.2f} dB",
         "too high, so 'published - 48.13' is the figure to compare with ours. Its validation used random 128x128 crops of 185 pairs;",
         "ours uses whole images (LoL: 145 pairs, 40 of its 185 withheld). 'n/a': no published figure (crashed run, or a loss",
         "that is not comparable), or not run yet. Minutes: training + validation time over all epochs, checkpointing excluded.",

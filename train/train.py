@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Train MIRNet for low-light enhancement with 🤗 Accelerate (CPU, one GPU or many, unchanged).
 
-The defaults are the seed study's recipe: Charbonnier loss, Adam at lr 1e-4, batch 4, random 128x128 paired
+The defaults are the study's recipe: Charbonnier loss, Adam at lr 1e-4, batch 4, random 128x128 paired
 crops, 3 RRGs x 2 MRBs, 64 channels, 50 epochs, ReduceLROnPlateau on validation PSNR.
 
     # a dataset written by train/prepare_dataset.py (or a Hub dataset id in the same layout)
     accelerate launch train/train.py --dataset data/lol --output_dir runs/lol
-    # one of the seed's 19 experiments (any flag on the command line overrides the file)
+    # one of the study's 19 experiments (any flag on the command line overrides the file)
     accelerate launch train/train.py --config train/configs/lol_01_baseline.yaml --dataset data/lol
     # continue an interrupted run exactly where its last finished epoch left it
     accelerate launch train/train.py --config ... --resume latest
@@ -48,8 +48,10 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gath
 from tqdm.auto import tqdm
 
 from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel
+from modeling_mirnet.configuration_mirnet import LOSS_TYPES
 from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
+from modeling_mirnet.exposure import scale_exposure
 from modeling_mirnet.hub import save_for_hub
 from modeling_mirnet.inference import cpu_has_fast_bf16, keep_freed_memory
 from modeling_mirnet.metrics import psnr_batch
@@ -71,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--validation_split", default="validation")
     data.add_argument("--crop_size", type=int, default=128, help="side of the random paired training crops")
     data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="random horizontal/vertical flips")
+    data.add_argument("--whole_images", action=argparse.BooleanOptionalAction, default=False,
+                      help="train on whole photos instead of crops, so the global pools (SKFF, channel attention) see the "
+                           "whole scene as at inference (--crop_size is then unused)")
+    data.add_argument("--well_lit_share", type=float, default=0.0,
+                      help="share of training samples that are a reference given as both input and target, so the model "
+                           "learns to leave well-exposed photos alone")
+    data.add_argument("--exposure_jitter", type=float, default=0.0,
+                      help="multiply each dark input by 2**u in linear light, u uniform in [-this, this] stops (the target "
+                           "is kept), so the output's exposure is judged from the scene rather than copied from the input")
     data.add_argument("--max_validation_images", type=int, default=None, help="validate on the first N images only")
     data.add_argument("--num_workers", type=int, default=0)
     data.add_argument("--eval_every", type=int, default=1, help="validate every N epochs (and always after the last one)")
@@ -89,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False)
     model.add_argument("--init_from", help="start from this model folder or Hub id instead of random weights")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--loss", choices=["charbonnier", "rmse", "l1"], default="charbonnier")
+    opt.add_argument("--loss", choices=LOSS_TYPES, default="charbonnier",
+                     help="gt_mean: the GT-mean loss over Charbonnier (exposure and structure weighed per image)")
     opt.add_argument("--learning_rate", type=float, default=1e-4)
     opt.add_argument("--lr_scheduler", choices=["plateau", "cosine", "constant"], default="plateau")
     opt.add_argument("--plateau_factor", type=float, default=0.5)
@@ -129,7 +141,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"--{name} must be positive, got {getattr(args, name)}")
     if args.ema_decay is not None and not 0 < args.ema_decay < 1:
         parser.error(f"--ema_decay must be between 0 and 1 (e.g. 0.999), got {args.ema_decay}")
-    if args.crop_size % (2 ** (args.num_streams - 1)):
+    if not 0 <= args.well_lit_share < 1:
+        parser.error(f"--well_lit_share must be in [0, 1), got {args.well_lit_share}")
+    if args.exposure_jitter < 0:
+        parser.error(f"--exposure_jitter is a number of stops, >= 0; got {args.exposure_jitter}")
+    if not args.whole_images and args.crop_size % (2 ** (args.num_streams - 1)):
         parser.error(f"--crop_size {args.crop_size} must be a multiple of {2 ** (args.num_streams - 1)} for --num_streams {args.num_streams}")
     return args
 
@@ -162,16 +178,21 @@ def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
 class RandomPairCrops(torch.utils.data.Dataset):
     """Training pairs decoded once (uint8 tensors in memory); each item is a fresh random paired crop (and flips).
 
-    Items are uint8 (3, crop, crop) tensors; the training loop converts them to [0, 1] floats on the device. The
-    crop positions come from torch's global RNG, which accelerate checkpoints, so `--resume` continues exactly.
+    With `crop_size=None` an item is the whole photo (cut to a multiple of `size_divisor`). A `well_lit_share` of the
+    items are the reference as both input and target; the others carry `exposure_stops`, a uniform draw from
+    [-exposure_jitter, exposure_jitter] that the training loop applies to the input (`modeling_mirnet.exposure`).
+    Items are uint8 (3, H, W) tensors; the training loop converts them to [0, 1] floats on the device. Every random
+    choice comes from torch's global RNG, which accelerate checkpoints, so `--resume` continues exactly.
     """
 
-    def __init__(self, pairs: ImagePairs, crop_size: int, flip: bool):
+    def __init__(self, pairs: ImagePairs, crop_size: int | None, flip: bool, well_lit_share: float = 0.0,
+                 exposure_jitter: float = 0.0, size_divisor: int = 1):
         for low, name in zip(pairs.lows, pairs.names):
             height, width = low.shape[-2:]
-            if width < crop_size or height < crop_size:
+            if crop_size is not None and (width < crop_size or height < crop_size):
                 raise DataError(f"{name}: {width}x{height} is smaller than --crop_size {crop_size}")
-        self.pairs, self.crop_size, self.flip = pairs, crop_size, flip
+        self.pairs, self.crop_size, self.flip, self.size_divisor = pairs, crop_size, flip, size_divisor
+        self.well_lit_share, self.exposure_jitter = well_lit_share, exposure_jitter
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -179,15 +200,23 @@ class RandomPairCrops(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         low, high = self.pairs.lows[index], self.pairs.highs[index]
         height, width = low.shape[-2:]
-        size = self.crop_size
-        top = int(torch.randint(0, height - size + 1, ()))
-        left = int(torch.randint(0, width - size + 1, ()))
-        x, y = low[:, top : top + size, left : left + size], high[:, top : top + size, left : left + size]
+        if self.crop_size is None:
+            x, y = (t[:, : height - height % self.size_divisor, : width - width % self.size_divisor] for t in (low, high))
+        else:
+            size = self.crop_size
+            top = int(torch.randint(0, height - size + 1, ()))
+            left = int(torch.randint(0, width - size + 1, ()))
+            x, y = low[:, top : top + size, left : left + size], high[:, top : top + size, left : left + size]
         if self.flip:
             for dim in (2, 1):
                 if torch.rand(()) < 0.5:
                     x, y = x.flip(dim), y.flip(dim)
-        return {"pixel_values": x.contiguous(), "labels": y.contiguous()}
+        stops = torch.zeros(())
+        if self.well_lit_share and torch.rand(()) < self.well_lit_share:
+            x = y
+        elif self.exposure_jitter:
+            stops = (torch.rand(()) * 2 - 1) * self.exposure_jitter
+        return {"pixel_values": x.contiguous(), "labels": y.contiguous(), "exposure_stops": stops}
 
 
 def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
@@ -240,7 +269,7 @@ def fused_adam_kwargs(device: torch.device) -> dict:
 
 
 def build_scheduler(args, optimizer, steps_per_epoch: int):
-    """plateau: the seed's ReduceLROnPlateau on validation PSNR (stepped per epoch); cosine: per optimizer step."""
+    """plateau: the study's ReduceLROnPlateau on validation PSNR (stepped per epoch); cosine: per optimizer step."""
     if args.lr_scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=args.plateau_factor, patience=args.plateau_patience, min_lr=args.min_learning_rate
@@ -314,7 +343,7 @@ def batch_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # 6. Curves and model card
 # ----------------------------------------------------------------------------------------------------------------
 def plot_curves(history: list[dict], path: Path, title: str) -> None:
-    """Loss and PSNR per epoch, train and validation, like the seed study's figures."""
+    """Loss and PSNR per epoch, train and validation, like the study's figures."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,7 +402,7 @@ def train(args) -> int:
         torch.backends.cudnn.benchmark = True  # training crops have one shape: pick the fastest conv algorithms once
 
     if accelerator.device.type == "cpu":
-        keep_freed_memory()  # page faults cost ~13% of a CPU training step (modeling_mirnet.inference)
+        keep_freed_memory()  # reuse freed activations instead of faulting their pages in at every step
     if accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16" and not cpu_has_fast_bf16():
         accelerator.print("warning: this CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 autocast will be slower than "
                           "fp32 here; launch with --mixed_precision no")
@@ -384,7 +413,12 @@ def train(args) -> int:
             raise DataError(f"{args.dataset}: no split {split!r} (has {', '.join(dataset)})")
     resume_dir = find_resume_dir(args)
     decode_started = time.monotonic()
-    train_set = RandomPairCrops(decode_split(dataset, args.train_split), args.crop_size, args.flip)
+    train_pairs = decode_split(dataset, args.train_split)
+    if args.whole_images and args.batch_size > 1 and len({low.shape for low in train_pairs.lows}) > 1:
+        raise DataError(f"{args.dataset}: --whole_images with --batch_size {args.batch_size} needs photos of one size "
+                        f"(found {len({low.shape for low in train_pairs.lows})}); use --batch_size 1")
+    train_set = RandomPairCrops(train_pairs, None if args.whole_images else args.crop_size, args.flip, args.well_lit_share,
+                                args.exposure_jitter, size_divisor=2 ** (args.num_streams - 1))
     val_pairs = decode_split(dataset, args.validation_split, args.max_validation_images)
     accelerator.print(f"decoded {len(train_set)} training and {len(val_pairs)} validation pairs in {time.monotonic() - decode_started:.1f} s; "
                       f"training on {accelerator.num_processes} process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}")
@@ -435,6 +469,8 @@ def train(args) -> int:
         for step, batch in enumerate(progress):
             pixel_values = batch["pixel_values"].float().div_(255)
             labels = batch["labels"].float().div_(255)
+            if args.exposure_jitter:
+                pixel_values = scale_exposure(pixel_values, batch["exposure_stops"])
             with accelerator.autocast():
                 out = model(pixel_values, labels=labels)
             accelerator.backward(out.loss)

@@ -20,8 +20,10 @@ import platform
 
 import torch
 
+from .exposure import apply_controls, check_controls
 from .image_processing_mirnet import MIRNetImageProcessor, load_image
-from .modeling_mirnet import MIRNetModel, tile_starts
+from .modeling_mirnet import MIRNetModel
+from .tiling import tile_starts
 
 DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles (MIRNetModel.enhance's default; a test keeps them equal)
 SUGGESTED_TILE = 512  # the tile size suggested when a whole image does not fit in memory
@@ -48,9 +50,9 @@ def find_cxx_compiler() -> str | None:
 
 def compile_model(model: MIRNetModel) -> MIRNetModel:
     """Compile `model` in place for inference with torch.compile (inductor): later calls of `model(...)`, and so
-    `model.enhance`, run the compiled network. The first call of each input shape and precision compiles (about 40 s
-    for the shipped model at 600x400 on 2 CPU cores); tiles share one shape (plus one for the downscaled copy whose
-    statistics they share), so a large photo in tiles pays it about twice.
+    `model.enhance`, run the compiled network. The first call of each input shape and precision compiles (tens of
+    seconds on a CPU; BENCHMARKS.md); tiles share one shape (plus one for the downscaled copy whose statistics they
+    share), so a large photo in tiles pays it about twice.
 
     Weights are frozen into the compiled code ("freezing": oneDNN prepacks them on CPU): compile a model whose weights
     will not change. Raises DeviceError on a CPU machine with no C++ compiler (inductor needs one).
@@ -98,11 +100,10 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     PyTorch has no caching allocator on CPU: by default glibc maps every block over 32 MiB (and, after a free, every
     block over a moving threshold) fresh from the kernel and unmaps it when freed, so each full-resolution activation
     costs a page fault per 4 KiB. With blocks up to `threshold_bytes` served from the heap (and the heap not trimmed
-    below that), the pages are faulted once and reused: `python benchmarks/allocator.py` measured, for the shipped
-    model in bf16 on 2 cores, 82k -> 0 page faults and 0.40 -> 0.30 s per 600x400 photo, and 219k -> 1 and 0.87x the
-    time per 4 x 256^2 training step. The cost: the process keeps its peak memory between calls (+0.1 GiB there).
-    Process-wide and idempotent; returns False (and changes nothing) where the C library is not glibc
-    (macOS, Windows, musl) or MIRNET_KEEP_FREED_MEMORY=0.
+    below that), the pages are faulted once and reused (figures: `benchmarks/allocator.py`, BENCHMARKS.md). The cost:
+    the process keeps its peak memory between calls. Process-wide, so it is the caller's choice, never the library's:
+    the CLI, the Space and train/train.py call it on CPU. Idempotent; returns False (and changes nothing) where the C
+    library is not glibc (macOS, Windows, musl) or MIRNET_KEEP_FREED_MEMORY=0.
     """
     if os.environ.get("MIRNET_KEEP_FREED_MEMORY") == "0" or platform.libc_ver()[0] != "glibc":
         return False
@@ -321,8 +322,6 @@ class Enhancer:
     def __init__(self, model: MIRNetModel, processor: MIRNetImageProcessor | None = None, precision="fp32",
                  compile: bool = False):
         self.model = compile_model(model) if compile else model
-        if self.device.type == "cpu":
-            keep_freed_memory()  # page faults cost a quarter of a photo's time (see its docstring)
         self.processor = processor or MIRNetImageProcessor(size_divisor=model.config.size_divisor)
         self.dtype = resolve_dtype(precision, self.device)
         self.compiled = compile
@@ -355,15 +354,21 @@ class Enhancer:
 
     def forward(
         self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP,
-        on_tile=None,
+        on_tile=None, brightness: float = 0.0, strength: float = 1.0, precision=None,
     ) -> torch.Tensor:
-        """The network's float32 output for `pixel_values`, on the model's device (see `MIRNetModel.enhance`).
+        """The network's float32 output for `pixel_values`, on the model's device (see `MIRNetModel.enhance`), with
+        the user's controls applied (`exposure.apply_controls`: `brightness` in stops, `strength` 0-1; the defaults
+        leave the model's output as it is). `precision` overrides the Enhancer's for this call.
 
-        Raises OutOfMemory (with a suggested tile size) when an allocation fails, ValueError for bad tile settings.
+        Raises OutOfMemory (with a suggested tile size) when an allocation fails, ValueError for bad tile settings
+        or controls.
         """
+        check_controls(brightness, strength)
+        dtype = self.dtype if precision is None else resolve_dtype(precision, self.device)
         try:
-            with autocast_context(self.device, self.dtype):
-                return self.model.enhance(pixel_values, tile_size, tile_overlap, on_tile=on_tile).float()
+            with autocast_context(self.device, dtype):
+                output = self.model.enhance(pixel_values, tile_size, tile_overlap, on_tile=on_tile).float()
+            return apply_controls(output, pixel_values.to(output.device), brightness, strength)
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -375,19 +380,20 @@ class Enhancer:
         """Network output -> 8-bit RGB PIL images cropped to `original_sizes`."""
         return self.processor.post_process_image_to_image(reconstruction, original_sizes)
 
-    def __call__(self, image, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, on_tile=None):
+    def __call__(self, image, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, on_tile=None,
+                 brightness: float = 0.0, strength: float = 1.0):
         """One image (file path, PIL, numpy or torch) in, the enhanced PIL image of the same size out."""
         inputs = self.preprocess(image)
-        output = self.forward(inputs["pixel_values"], tile_size, tile_overlap, on_tile)
+        output = self.forward(inputs["pixel_values"], tile_size, tile_overlap, on_tile, brightness, strength)
         return self.postprocess(output, inputs["original_sizes"])[0]
 
 
 def enhance_image(
     model: MIRNetModel, processor: MIRNetImageProcessor, image, tile_size: int | None = None,
-    tile_overlap: int = DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None, brightness: float = 0.0, strength: float = 1.0,
 ):
     """`Enhancer(model, processor, precision)(image, ...)`: one image in, the enhanced PIL image of the same size out."""
-    return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile)
+    return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile, brightness, strength)
 
 
 __all__ = [

@@ -16,8 +16,8 @@ Differences from the official code, none of which change the function it compute
   and sums are accumulated in place into freshly computed tensors; under autocast the anti-aliasing blur pads and
   filters in the autocast dtype (autocast would pad in float32 and cast back: the same values, two more passes).
 
-Beyond the official code: `MIRNetModel.enhance` runs large photos in tiles (`tiled_forward`) whose global pools are
-the whole photo's (`SharedStatistics`), so tiles do not each get their own exposure.
+Beyond the official code: `MIRNetModel.enhance` runs large photos in tiles whose global pools are the whole photo's
+(`tiling.py`: `tiled_forward`, `SharedStatistics`), so tiles do not each get their own exposure.
 """
 
 import math
@@ -31,6 +31,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
+from .tiling import SharedStatistics, global_average_pool, tiled_forward
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
@@ -39,52 +40,55 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = Fal
 
 
 def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3):
-    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1 or RMSE."""
+    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1, RMSE or GT-mean."""
+    if loss_type == "gt_mean":
+        return gt_mean_loss(prediction, target, eps)
     diff = prediction.float() - target.float()
     if loss_type == "charbonnier":
-        return torch.sqrt(diff * diff + eps * eps).mean()
+        return charbonnier(diff, eps).mean()
     if loss_type == "l1":
         return diff.abs().mean()
     if loss_type == "rmse":
         return torch.sqrt((diff * diff).mean())
-    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1' or 'rmse'")
+    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1', 'rmse' or 'gt_mean'")
 
 
-class SharedStatistics:
-    """The global average pools (SKFF, channel attention) of one forward pass, recorded to be replayed in others.
-
-    These pools are the only places where a pixel's output depends on the whole image: they carry its exposure.
-    `tiled_forward` records them on a downscaled copy of the whole image (`model(x, shared_statistics=s)`) and
-    replays them in every tile (`model(tile, shared_statistics=s.replay())`), so all tiles are enhanced with the
-    photo's statistics instead of each with its own. Passed as an argument, so calls in other threads are untouched
-    and torch.compile traces it without graph breaks.
-    """
-
-    def __init__(self):
-        self.pooled: list[torch.Tensor] = []
-        self.position: int | None = None  # None: recording; an index: replaying
-
-    def replay(self) -> "SharedStatistics":
-        """Start a forward pass that uses the recorded means, in the order they were recorded."""
-        if not self.pooled:
-            raise RuntimeError("SharedStatistics.replay() before anything was recorded")
-        self.position = 0
-        return self
-
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        if self.position is None:
-            self.pooled.append(x.mean(dim=(2, 3), keepdim=True))
-            return self.pooled[-1]
-        if self.position >= len(self.pooled) or self.pooled[self.position].shape != (*x.shape[:2], 1, 1):
-            raise RuntimeError("SharedStatistics: the replayed forward pass does not match the recorded one "
-                               "(another model or batch size)")
-        self.position += 1
-        return self.pooled[self.position - 1].to(x.dtype)
+def charbonnier(diff: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.sqrt(diff * diff + eps * eps)
 
 
-def global_average_pool(x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-    """Mean over height and width, (batch, channels, 1, 1); with `shared`, recorded into it or replayed from it."""
-    return x.mean(dim=(2, 3), keepdim=True) if shared is None else shared.pool(x)
+def gt_mean_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3, sigma: float = 0.1) -> torch.Tensor:
+    """GT-mean loss (Liao et al., ICCV 2025) over Charbonnier: per image, a blend of the loss on the output and on the
+    output rescaled to the reference's mean gray level. The blend weight is the Jensen-Shannon divergence between
+    Gaussians N(mean, (sigma * mean)^2) of the two mean gray levels (no gradient, clipped to [0, 1]): an output whose
+    exposure is far off is trained on its exposure, one whose exposure is close on its structure."""
+    prediction, target = prediction.float(), target.float()
+    mean_out, mean_ref = mean_gray(prediction).clamp_min(1e-4), mean_gray(target).clamp_min(1e-4)
+    weight = exposure_divergence(mean_out.detach(), mean_ref, sigma).clamp(0, 1).view(-1, 1, 1, 1)
+    rescaled = (prediction * (mean_ref / mean_out).view(-1, 1, 1, 1)).clamp(0, 1)
+    per_pixel = weight * charbonnier(prediction - target, eps) + (1 - weight) * charbonnier(rescaled - target, eps)
+    return per_pixel.mean()
+
+
+REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
+
+
+def mean_gray(images: torch.Tensor) -> torch.Tensor:
+    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
+    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1).flatten(1).mean(1)
+
+
+def exposure_divergence(mean_a: torch.Tensor, mean_b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Jensen-Shannon divergence between N(a, (sigma a)^2) and N(b, (sigma b)^2), each against their moment-matched
+    midpoint: 0 for equal exposures, growing with their ratio."""
+    sd_a, sd_b = sigma * mean_a, sigma * mean_b
+    mid, sd_mid = (mean_a + mean_b) / 2, torch.sqrt((sd_a**2 + sd_b**2) / 2)
+
+    def kl(mu, sd):  # KL(N(mu, sd^2) || N(mid, sd_mid^2))
+        return torch.log(sd_mid / sd) + (sd**2 + (mu - mid) ** 2) / (2 * sd_mid**2) - 0.5
+
+    return (kl(mean_a, sd_a) + kl(mean_b, sd_b)) / 2
 
 
 class SKFF(nn.Module):
@@ -113,13 +117,10 @@ class SpatialAttention(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
-    def gate(self, x: torch.Tensor) -> torch.Tensor:
-        """The (batch, 1, height, width) attention map that multiplies `x`."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, 1, height, width) attention map that multiplies `x` (in the DAU's fusion)."""
         pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
         return torch.sigmoid(self.conv(pooled))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
 
 
 class ChannelAttention(nn.Module):
@@ -134,12 +135,9 @@ class ChannelAttention(nn.Module):
             nn.Sigmoid(),
         )
 
-    def gate(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-        """The (batch, channels, 1, 1) attention weights that multiply `x`."""
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+        """The (batch, channels, 1, 1) attention weights that multiply `x` (in the DAU's fusion)."""
         return self.conv_du(global_average_pool(x, shared))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x)
 
 
 class GatedFusion(nn.Conv2d):
@@ -169,7 +167,7 @@ class DAU(nn.Module):
 
     def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
         res = self.body(x)
-        return self.conv1x1(res, self.spatial_attention.gate(res), self.channel_attention.gate(res, shared), x)
+        return self.conv1x1(res, self.spatial_attention(res), self.channel_attention(res, shared), x)
 
 
 class BlurPool(nn.Module):
@@ -463,77 +461,6 @@ class MIRNetModel(MIRNetPreTrainedModel):
         return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
 
 
-def tile_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets of tiles of size `tile` covering [0, length), the last one flush with the end."""
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
-
-
-def blend_ramp(length: int, overlap: int, at_start: bool, at_end: bool, device, dtype) -> torch.Tensor:
-    """1-D blending weights of a tile: linear ramps over `overlap` pixels on sides that touch another tile."""
-    weights = torch.ones(length, device=device, dtype=dtype)
-    ramp = torch.arange(1, overlap + 1, device=device, dtype=dtype) / (overlap + 1)
-    if overlap and not at_start:
-        weights[:overlap] = ramp
-    if overlap and not at_end:
-        weights[-overlap:] = ramp.flip(0)
-    return weights
-
-
-def thumbnail(pixel_values: torch.Tensor, max_side: int, divisor: int) -> torch.Tensor:
-    """`pixel_values` downscaled (antialiased) to fit in `max_side` x `max_side`, sides multiples of `divisor`."""
-    height, width = pixel_values.shape[-2:]
-    scale = min(1.0, max_side / max(height, width))
-    size = [max(2 * divisor, int(side * scale) // divisor * divisor) for side in (height, width)]
-    if size == [height, width]:
-        return pixel_values
-    return F.interpolate(pixel_values, size=size, mode="bilinear", antialias=True, align_corners=False)
-
-
-def tiled_forward(
-    model: MIRNetModel, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None,
-    shared_statistics: bool = True,
-) -> torch.Tensor:
-    """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image.
-
-    `shared_statistics`: first record the global pools on the whole image downscaled to fit in one tile, then replay
-    them in every tile (`SharedStatistics`). `on_tile(done, total)`, when given, is called after each tile.
-    """
-    divisor = model.config.size_divisor
-    if tile_size % divisor or tile_size < 2 * divisor:
-        raise ValueError(f"tile_size must be a multiple of {divisor} and at least {2 * divisor}, got {tile_size}")
-    if not 0 <= tile_overlap < tile_size // 2 or tile_overlap % divisor:
-        raise ValueError(
-            f"tile_overlap must be a multiple of {divisor} in [0, tile_size/2), got {tile_overlap} for tile {tile_size}"
-        )
-    height, width = pixel_values.shape[-2:]
-    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    rows, cols = tile_starts(height, tile_h, tile_h - tile_overlap), tile_starts(width, tile_w, tile_w - tile_overlap)
-    output = torch.zeros_like(pixel_values, dtype=torch.float32)
-    total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
-    shared = None
-    if shared_statistics:
-        shared = SharedStatistics()
-        model(thumbnail(pixel_values, tile_size, divisor), return_dict=True, shared_statistics=shared)
-    done = 0
-    for top in rows:
-        wy = blend_ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, output.device, torch.float32)
-        for left in cols:
-            wx = blend_ramp(tile_w, tile_overlap, left == 0, left + tile_w == width, output.device, torch.float32)
-            weight = wy[:, None] * wx[None, :]
-            tile = pixel_values[:, :, top : top + tile_h, left : left + tile_w]
-            replay = shared.replay() if shared is not None else None
-            result = model(tile, return_dict=True, shared_statistics=replay).reconstruction.float()
-            output[:, :, top : top + tile_h, left : left + tile_w] += result * weight
-            total[:, :, top : top + tile_h, left : left + tile_w] += weight
-            done += 1
-            if on_tile is not None:
-                on_tile(done, len(rows) * len(cols))
-    return (output / total).to(pixel_values.dtype)
-
-
 __all__ = [
     "MIRNetModel",
     "MIRNetPreTrainedModel",
@@ -541,7 +468,5 @@ __all__ = [
     "DAU",
     "MRB",
     "RRG",
-    "SharedStatistics",
     "enhancement_loss",
-    "tiled_forward",
 ]

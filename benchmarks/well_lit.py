@@ -1,0 +1,102 @@
+"""Do no harm: what a model does to photos that are already well exposed.
+
+    python benchmarks/well_lit.py --model mirnet-lol=space/checkpoints/mirnet-lol --dataset data/lol --write
+
+Feeds the references of a split (default: LoL's 145 validation pairs, never trained on) to the model as inputs and
+reports, per model: the median PSNR of the output against its own input (a model that leaves a good photo alone
+scores high), the median ratio of output to input mean gray level (1 = exposure kept), and the worst 4-pixel grid
+score (`modeling_mirnet.metrics.grid_score`: about 1 for natural images; the inputs' own worst is shown beside it).
+Goals (issue 20): PSNR >= 28 dB, ratio 0.9-1.15, grid <= 2.5. Whole images, in the precision inference would use.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark import publish  # noqa: E402
+
+from modeling_mirnet.data import load_pairs  # noqa: E402
+from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs  # noqa: E402
+from modeling_mirnet.inference import load_mirnet, parse_model_specs, precision_name, resolve_dtype  # noqa: E402
+from modeling_mirnet.metrics import grid_score, mean_gray  # noqa: E402
+
+GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid": 2.5}
+
+
+def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype) -> dict[str, list[float]]:
+    """Per image: PSNR(output, input), output/input mean gray, the output's and the input's grid score."""
+    rows = {"ratio": [0.0] * len(references), "grid": [0.0] * len(references), "input_grid": [0.0] * len(references)}
+
+    def measure(index, pixels):
+        output, source = pixels[None].float().div(255), references.lows[index][None].float().div(255)
+        rows["ratio"][index] = float(mean_gray(output) / mean_gray(source).clamp_min(1e-6))
+        rows["grid"][index], rows["input_grid"][index] = float(grid_score(output)), float(grid_score(source))
+
+    scores = score_pairs(model, references, batch_size=1, autocast_dtype=dtype, compute_ssim=False, on_output=measure)
+    return {"psnr": scores["psnr"], **rows}
+
+
+def summary(rows: dict[str, list[float]]) -> dict[str, float]:
+    return {"median_psnr": float(np.median(rows["psnr"])), "median_ratio": float(np.median(rows["ratio"])),
+            "worst_grid": float(np.max(rows["grid"])), "median_grid": float(np.median(rows["grid"])),
+            "worst_input_grid": float(np.max(rows["input_grid"]))}
+
+
+def meets_goals(s: dict[str, float]) -> bool:
+    low, high = GOALS["ratio"]
+    return s["median_psnr"] >= GOALS["psnr"] and low <= s["median_ratio"] <= high and s["worst_grid"] <= GOALS["grid"]
+
+
+def section(args, results: dict, dtype: torch.dtype) -> str:
+    lines = ["<!-- well-lit:start -->", "## Well-lit photos: do no harm", "",
+             f"`python benchmarks/well_lit.py {' '.join(args.argv)}`: the {results['count']} references of the "
+             f"`{args.split}` split of `{args.dataset}` given as inputs ({precision_name(dtype)}, whole images). Goals: "
+             f"PSNR(output, input) >= {GOALS['psnr']:.0f} dB, mean-gray ratio {GOALS['ratio'][0]}-{GOALS['ratio'][1]}, "
+             f"worst grid score <= {GOALS['grid']} (the inputs' own worst: {results['worst_input_grid']:.2f}).", "",
+             "| model | median PSNR(output, input) | median output / input mean gray | worst grid score (median) | goals |",
+             "|---|---:|---:|---:|---|"]
+    for label, s in results["models"].items():
+        lines.append(f"| {label} | {s['median_psnr']:.2f} dB | {s['median_ratio']:.3f} | {s['worst_grid']:.2f} "
+                     f"({s['median_grid']:.2f}) | {'met' if meets_goals(s) else 'not met'} |")
+    return "\n".join(lines + ["<!-- well-lit:end -->"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="LABEL=FOLDER_OR_HUB_ID (repeatable)")
+    parser.add_argument("--dataset", default="data/lol", help="folder written by train/prepare_dataset.py (or low/+high/)")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: what inference picks here)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N references only")
+    parser.add_argument("--json", help="also write the per-image figures here")
+    parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = load_pairs(args.dataset)
+    split = dataset[args.split] if args.split in dataset else parser.error(f"{args.dataset}: no split {args.split!r}")
+    pairs = decode_pairs(split, args.limit)
+    references = ImagePairs(pairs.highs, pairs.highs, pairs.names)
+    dtype = resolve_dtype(args.precision, "cpu")
+    results, per_image = {"count": len(references), "models": {}}, {}
+    for label, source in parse_model_specs(args.model).items():
+        model, _ = load_mirnet(source)
+        per_image[label] = rows = well_lit_scores(model, references, dtype)
+        results["models"][label] = summary(rows)
+        results["worst_input_grid"] = results["models"][label]["worst_input_grid"]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": f"python benchmarks/well_lit.py {' '.join(args.argv)}", "summary": results,
+                       "names": references.names, "per_image": per_image}, f, indent=1)
+    publish(section(args, results, dtype), args.write)
+
+
+if __name__ == "__main__":
+    main()
