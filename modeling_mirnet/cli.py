@@ -42,7 +42,6 @@ from .inference import (
     ModelLoadError,
     OutOfMemory,
     keep_freed_memory,
-    pick_device,  # noqa: F401  (re-exported: train/evaluate.py imports it from here)
 )
 
 PROG = "mirnet-enhance"

@@ -1,14 +1,12 @@
 """Write a folder that the Hub (or a local path) serves: weights, config, processor, code and pipeline; upload it.
 
-Loading and running a model live in `inference.py`; `load_mirnet`, `enhance_image` and `ModelLoadError` are
-re-exported here for the callers that import them from this module.
+Loading and running a model live in `inference.py` (`load_mirnet`, `Enhancer`).
 """
 
 import copy
 import os
 
 from .image_processing_mirnet import MIRNetImageProcessor
-from .inference import ModelLoadError, enhance_image, load_mirnet
 from .modeling_mirnet import MIRNetModel
 from .pipeline_mirnet import MIRNetImageToImagePipeline
 
@@ -55,4 +53,4 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, token: str | Non
     return str(info)
 
 
-__all__ = ["save_for_hub", "load_mirnet", "push_folder_to_hub", "enhance_image", "ModelLoadError"]
+__all__ = ["save_for_hub", "push_folder_to_hub"]

@@ -1,10 +1,6 @@
-"""Shared fixtures: tiny MIRNet configs and saved model folders, an isolated offline Hugging Face home, and a
-Python process in which this package cannot be imported."""
+"""Shared fixtures: tiny saved model folders, a prepared tiny dataset, images, and an isolated offline Hugging Face
+home (helpers that are not fixtures live in helpers.py)."""
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +8,12 @@ import PIL.Image
 import pytest
 import torch
 
-from modeling_mirnet import MIRNetConfig, MIRNetModel
+from modeling_mirnet import MIRNetModel
 from modeling_mirnet import data as dataset_tools
 from modeling_mirnet.hub import save_for_hub
 
-TINY = dict(num_features=8, num_rrg=1, num_mrb=1, height=3, width=2)
+from helpers import tiny_config
+
 
 
 @pytest.fixture(autouse=True)
@@ -35,10 +32,6 @@ def offline_hf_home(tmp_path_factory, monkeypatch):
     yield home
 
 
-def tiny_config(**overrides) -> MIRNetConfig:
-    return MIRNetConfig(**{**TINY, **overrides})
-
-
 @pytest.fixture
 def tiny_model() -> MIRNetModel:
     torch.manual_seed(0)
@@ -54,53 +47,12 @@ def tiny_model_dir(tmp_path_factory):
     return folder
 
 
-def random_image(height: int, width: int, seed: int = 0, mode: str = "RGB") -> PIL.Image.Image:
-    rng = np.random.default_rng(seed)
-    return PIL.Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
-
-
 @pytest.fixture
 def low_light_image() -> PIL.Image.Image:
     """A smooth dark image (gradients, not noise) so enhancement results are meaningful to compare."""
     y, x = np.mgrid[0:60, 0:84]
     rgb = np.stack([x / 84, y / 60, (x + y) / 144], -1) * 60
     return PIL.Image.fromarray(rgb.astype(np.uint8))
-
-
-# Prepended to scripts run by `run_without_package`: hides modeling_mirnet however it is installed (editable finder,
-# a path entry, site-packages) and nothing else, so torch and transformers still come from this environment even
-# when the virtualenv lives inside the clone.
-HIDE_PACKAGE = """\
-import importlib.abc, sys
-
-
-class HidePackage(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "modeling_mirnet":
-            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
-        return None
-
-
-sys.meta_path.insert(0, HidePackage())
-try:
-    import modeling_mirnet  # noqa: F401
-except ModuleNotFoundError:
-    pass
-else:
-    raise SystemExit("modeling_mirnet is still importable: this process would not show what a user without it gets")
-"""
-
-
-def run_without_package(script: str, *args, cwd) -> subprocess.CompletedProcess:
-    """Run `script` (with `args` as sys.argv[1:]) in a fresh interpreter of this environment, isolated (-I: no
-    current folder, PYTHONPATH or user site on the path) and with `modeling_mirnet` hidden: what a user of a saved
-    folder or Hub repo gets without this package. The Hugging Face variables (offline, HF_HOME) are inherited."""
-    path = Path(cwd) / "without_package.py"
-    path.write_text(HIDE_PACKAGE + textwrap.dedent(script))
-    return subprocess.run(
-        [sys.executable, "-I", str(path), *map(str, args)], cwd=cwd, env=dict(os.environ),
-        capture_output=True, text=True, timeout=300,
-    )
 
 
 def make_pair_folder(folder: Path, count: int, size=(40, 36), seed=0) -> Path:

@@ -1,25 +1,17 @@
 """Load space/app.py (a script, not a package module) and serve it on 127.0.0.1 for the Space tests."""
 
 import contextlib
-import importlib.util
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-APP_PATH = ROOT / "space" / "app.py"
+from helpers import REPO as ROOT
+from helpers import load_script
+
 EXAMPLES = ROOT / "space" / "examples"
 LOL = ROOT / "datasets" / "lol_eval15"  # fixed test images (the examples follow the shipped model)
 
 
 def load_space_app():
     """The space/app.py module, imported once per test session."""
-    name = "mirnet_space_app"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, APP_PATH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("space/app.py", "mirnet_space_app")
 
 
 @contextlib.contextmanager

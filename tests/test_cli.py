@@ -14,7 +14,7 @@ from modeling_mirnet import MIRNetModel
 from modeling_mirnet.cli import main
 from modeling_mirnet.inference import Enhancer, load_mirnet
 
-from conftest import random_image
+from helpers import random_image
 
 
 def make_inputs(folder):

@@ -24,7 +24,7 @@ from modeling_mirnet.convert_official_checkpoint import (
 )
 from modeling_mirnet.hub import save_for_hub
 
-from conftest import random_image, run_without_package, tiny_config
+from helpers import random_image, run_without_package, tiny_config
 
 VECTORS = Path(__file__).parent / "data" / "official_mirnet_vectors.safetensors"
 

@@ -1,6 +1,5 @@
 """train/evaluate.py and the metrics it reports (issue 2, point 4)."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -10,13 +9,13 @@ import PIL.Image
 import pytest
 import torch
 
-from modeling_mirnet.hub import load_mirnet
+from modeling_mirnet.inference import load_mirnet
 from modeling_mirnet.metrics import INFLATION_DB, psnr, psnr_inflated, ssim
 
-# loaded by path: the name `evaluate` belongs to the Hugging Face `evaluate` package
-_spec = importlib.util.spec_from_file_location("mirnet_evaluate", Path(__file__).resolve().parents[1] / "train" / "evaluate.py")
-evaluate_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(evaluate_script)
+from helpers import load_script
+
+# loaded by path under its own name: the name `evaluate` belongs to the Hugging Face `evaluate` package
+evaluate_script = load_script("train/evaluate.py", "mirnet_evaluate")
 
 
 def write_pairs(root: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:

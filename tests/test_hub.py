@@ -12,9 +12,10 @@ from transformers import AutoImageProcessor, AutoModel, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from modeling_mirnet import MIRNetImageProcessor, MIRNetImageToImagePipeline, MIRNetModel, mirnet_pipeline
-from modeling_mirnet.hub import ModelLoadError, load_mirnet, push_folder_to_hub, save_for_hub
+from modeling_mirnet.hub import push_folder_to_hub, save_for_hub
+from modeling_mirnet.inference import ModelLoadError, load_mirnet
 
-from conftest import random_image, run_without_package, tiny_config
+from helpers import random_image, run_without_package, tiny_config
 
 CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py", "inference.py"}
 

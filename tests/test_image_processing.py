@@ -11,7 +11,7 @@ import torch
 
 from modeling_mirnet import ImageLoadError, MIRNetImageProcessor, load_image, to_float_rgb
 
-from conftest import random_image
+from helpers import random_image
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import torch
 import PIL.Image
 
 from modeling_mirnet import MIRNetModel, inference, mirnet_pipeline
-from modeling_mirnet.hub import enhance_image as hub_enhance_image
 from modeling_mirnet.inference import (
     IMAGE_SUFFIXES,
     DeviceError,
@@ -31,7 +30,7 @@ from modeling_mirnet.inference import (
     resolve_dtype,
 )
 
-from conftest import random_image
+from helpers import random_image
 
 
 def test_pick_device():
@@ -97,7 +96,7 @@ def test_enhancer_is_the_path_behind_enhance_image(tiny_model_dir, tmp_path):
     with torch.inference_mode():
         expected = processor.post_process_image_to_image(model(inputs["pixel_values"]).reconstruction, inputs["original_sizes"])[0]
     for result in (Enhancer(model, processor)(image), Enhancer(model, processor)(tmp_path / "in.png"),
-                   enhance_image(model, processor, image), hub_enhance_image(model, processor, image)):
+                   enhance_image(model, processor, image)):
         np.testing.assert_array_equal(np.asarray(result), np.asarray(expected))
     enhancer = Enhancer.from_pretrained(tiny_model_dir, device="cpu", precision="bf16")
     assert enhancer.precision == "bf16" and enhancer.describe().startswith("CPU (") and enhancer.describe().endswith("bf16 autocast")

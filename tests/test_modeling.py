@@ -10,7 +10,7 @@ from modeling_mirnet import MIRNetConfig, MIRNetModel, enhancement_loss
 from modeling_mirnet.modeling_mirnet import SKFF
 from modeling_mirnet.tiling import tile_starts
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 OFFICIAL_V1_PARAMS = 31_787_419  # swz30/MIRNet MIRNet() with its shared DAUs and one shared PReLU
 

@@ -1,6 +1,5 @@
 """train/prepare_dataset.py on generated LoL- and SICE-shaped folders (issue 2, point 1; --webp-quality: issue 15, item 3)."""
 
-import importlib.util
 import io
 import re
 import shutil
@@ -17,9 +16,9 @@ from modeling_mirnet import metrics
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 
-_spec = importlib.util.spec_from_file_location("prepare_dataset", TRAIN / "prepare_dataset.py")
-prep = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(prep)
+from helpers import load_script
+
+prep = load_script("train/prepare_dataset.py", "prepare_dataset")
 
 
 def image(seed: int, size=(24, 16), level: int = 255) -> PIL.Image.Image:

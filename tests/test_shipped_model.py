@@ -16,10 +16,10 @@ import torch
 
 from modeling_mirnet import data
 from modeling_mirnet.evaluation import decode_pairs, score_pairs
-from modeling_mirnet.hub import load_mirnet
+from modeling_mirnet.inference import load_mirnet
 from modeling_mirnet.metrics import psnr
 
-from conftest import run_without_package
+from helpers import run_without_package
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "space" / "checkpoints" / "mirnet-lol"

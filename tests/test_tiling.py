@@ -10,7 +10,7 @@ from modeling_mirnet.tiling import SharedStatistics, thumbnail
 from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
 from modeling_mirnet.metrics import psnr
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def test_blending_reconstructs_exactly_when_tiles_agree():

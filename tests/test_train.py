@@ -1,12 +1,10 @@
 """train/train.py and train/sweep.py: a CPU smoke run through `accelerate launch` that resumes exactly, the
 exported model folder, config files, and the sweep table."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -14,16 +12,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parent.parent
 from modeling_mirnet import data as data_utils
+
+import helpers
+
+REPO = helpers.REPO
 
 
 def load_script(name: str):
     """A train/ script as a module (its functions, without running it)."""
-    spec = importlib.util.spec_from_file_location(f"train_{name}", REPO / "train" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return helpers.load_script(f"train/{name}.py")
 
 
 TINY_FLAGS = ["--num_rrg", "1", "--num_mrb", "1", "--num_features", "8", "--num_streams", "2", "--num_dau_columns", "1",
@@ -62,7 +60,7 @@ def test_resume_continues_exactly(dataset_dir, tmp_path):
     assert history_a[1]["lr"] < history_a[0]["lr"]  # the cosine schedule was restored too, not restarted
 
     # the exported best model is a complete Hub folder with a model card and curves
-    from modeling_mirnet.hub import load_mirnet
+    from modeling_mirnet.inference import load_mirnet
 
     model_dir = straight / "model"
     model, _ = load_mirnet(model_dir)
@@ -293,7 +291,7 @@ def test_two_processes_train_and_resume(dataset_dir, tmp_path):
     assert [h["epoch"] for h in state["history"]] == [1, 2] and "resumed from" in second.stdout
     # the validation mean over two ranks equals a single-process evaluation of the same weights
     from modeling_mirnet.evaluation import decode_pairs, score_pairs
-    from modeling_mirnet.hub import load_mirnet
+    from modeling_mirnet.inference import load_mirnet
 
     model, _ = load_mirnet(tmp_path / "ddp" / "model")
     pairs = decode_pairs(data_utils.load_pairs(dataset_dir, "validation"), limit=2)
@@ -358,7 +356,7 @@ def test_compiled_training_step_through_the_launcher(dataset_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["history"][0]["val_psnr"] is not None and state["history"][0]["first_step_seconds"] > 0
-    from modeling_mirnet.hub import load_mirnet
+    from modeling_mirnet.inference import load_mirnet
 
     model, _ = load_mirnet(out / "model")
     assert not any(key.startswith("_orig_mod") for key in model.state_dict())

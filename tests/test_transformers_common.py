@@ -14,7 +14,7 @@ from transformers import AutoModel
 
 from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel
 
-from conftest import random_image
+from helpers import random_image
 
 
 def small_config(**overrides) -> MIRNetConfig:

@@ -20,7 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from modeling_mirnet.hub import load_mirnet, save_for_hub
+from modeling_mirnet.hub import save_for_hub
+from modeling_mirnet.inference import load_mirnet
 from modeling_mirnet.model_card import write_model_card
 
 MAX_FOLDER_MB = 25

@@ -16,6 +16,9 @@ crops, 3 RRGs x 2 MRBs, 64 channels, 50 epochs, ReduceLROnPlateau on validation 
 Compilation too comes from the launcher: `accelerate launch --dynamo_backend inductor [--dynamo_mode reduce-overhead]`
 compiles the training step (reduce-overhead: CUDA graphs of the fixed-shape step on a GPU); each epoch records its first
 step's seconds (`first_step_seconds`: with compilation, the compile time). Validation always runs the plain module.
+Exposure (issue 20): `--whole_images` trains on whole photos, so the global pools of SKFF and channel attention see the
+scene as they do at inference; `--well_lit_share` mixes in references as both input and target (well-lit photos must
+come out unchanged); `--exposure_jitter` changes each dark input's exposure (the target kept); `--loss gt_mean`.
 Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file; on a CPU
 without native bf16 the run warns that fp32 would be faster. For speed, the pairs are decoded once into uint8 tensors
 (random crops are cut from memory), Adam is fused where torch has it, and validation (every `--eval_every` epochs and
@@ -87,20 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--eval_every", type=int, default=1, help="validate every N epochs (and always after the last one)")
     data.add_argument("--validation_batch_size", type=int, default=None,
                       help="whole validation images per forward pass (default: 1 on CPU, where larger batches are slower per image; 8 on GPU)")
-    model = p.add_argument_group("model (MIRNetConfig)")
-    model.add_argument("--num_rrg", type=int, default=3, help="recursive residual groups")
-    model.add_argument("--num_mrb", type=int, default=2, help="multi-scale residual blocks per RRG")
-    model.add_argument("--num_features", type=int, default=64, help="channels of the full-resolution stream")
-    model.add_argument("--num_streams", "--height", dest="num_streams", type=int, default=3,
+    model = p.add_argument_group("model (MIRNetConfig; the defaults are its defaults)")
+    config = MIRNetConfig()
+    model.add_argument("--num_rrg", type=int, default=config.num_rrg, help="recursive residual groups")
+    model.add_argument("--num_mrb", type=int, default=config.num_mrb, help="multi-scale residual blocks per RRG")
+    model.add_argument("--num_features", type=int, default=config.num_features, help="channels of the full-resolution stream")
+    model.add_argument("--num_streams", "--height", dest="num_streams", type=int, default=config.num_streams,
                        help="parallel streams (resolutions) per MRB (--height: the earlier name)")
-    model.add_argument("--num_dau_columns", "--width", dest="num_dau_columns", type=int, default=2,
+    model.add_argument("--num_dau_columns", "--width", dest="num_dau_columns", type=int, default=config.num_dau_columns,
                        help="DAU columns per MRB (--width: the earlier name)")
-    model.add_argument("--channel_factor", type=int, default=2, help="channel multiplier between streams")
-    model.add_argument("--reduction", type=int, default=8, help="channel-attention reduction")
-    model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=False)
+    model.add_argument("--channel_factor", type=int, default=config.channel_factor, help="channel multiplier between streams")
+    model.add_argument("--reduction", type=int, default=config.reduction, help="channel-attention reduction")
+    model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=config.bias)
     model.add_argument("--init_from", help="start from this model folder or Hub id instead of random weights")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--loss", choices=LOSS_TYPES, default="charbonnier",
+    opt.add_argument("--loss", choices=LOSS_TYPES, default=config.loss_type,
                      help="gt_mean: the GT-mean loss over Charbonnier (exposure and structure weighed per image)")
     opt.add_argument("--learning_rate", type=float, default=1e-4)
     opt.add_argument("--lr_scheduler", choices=["plateau", "cosine", "constant"], default="plateau")
@@ -233,7 +237,7 @@ def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
 def build_model(args) -> MIRNetModel:
     """A new model from the model flags, or the model at --init_from (whose architecture the flags may not change)."""
     if args.init_from:
-        from modeling_mirnet.hub import ModelLoadError, load_mirnet
+        from modeling_mirnet.inference import ModelLoadError, load_mirnet
 
         try:
             model, _ = load_mirnet(args.init_from)

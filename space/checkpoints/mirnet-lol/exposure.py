@@ -28,11 +28,14 @@ def scale_exposure(images: torch.Tensor, stops: torch.Tensor | float) -> torch.T
 
 
 def adjust_brightness(images: torch.Tensor, stops: float) -> torch.Tensor:
-    """Brighten (stops > 0) or darken (stops < 0) sRGB images in [0, 1] by an exposure shift in linear light whose
-    highlights roll off instead of clipping: x -> g x / (1 + (g - 1) x) with g = 2**stops, per channel. Shadows get
-    the full gain g, white stays white, nothing saturates, and 0 stops returns the images unchanged."""
+    """Shift the exposure of sRGB images in [0, 1] by `stops` in linear light. Brightening (stops > 0) rolls the
+    highlights off instead of clipping them: x -> g x / (1 + (g - 1) x) with g = 2**stops, per channel (shadows get the
+    full gain g, white stays white). Darkening (stops < 0) is the plain gain g x, which cannot clip. 0 stops returns
+    the images unchanged; the result is monotone in `stops`."""
     if stops == 0:
         return images
+    if stops < 0:
+        return scale_exposure(images.clamp(0, 1), stops)
     gain = 2.0**stops
     linear = srgb_to_linear(images.float().clamp(0, 1))
     return linear_to_srgb(gain * linear / (1 + (gain - 1) * linear)).to(images.dtype)
