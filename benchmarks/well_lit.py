@@ -22,7 +22,8 @@ from benchmark import publish  # noqa: E402
 
 from modeling_mirnet.data import load_pairs  # noqa: E402
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs  # noqa: E402
-from modeling_mirnet.inference import load_mirnet, parse_model_specs, precision_name, resolve_dtype  # noqa: E402
+from modeling_mirnet.inference import load_mirnet, precision_name, resolve_dtype  # noqa: E402
+from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 from modeling_mirnet.metrics import grid_score, mean_gray  # noqa: E402
 
 GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid": 2.5}

@@ -30,7 +30,7 @@ def main():
     parser.add_argument("--results", type=Path, default=Path("results/mirnet_lol_eval15/results.json"))
     parser.add_argument("--method", default="mirnet-lol")
     parser.add_argument("--images", type=Path, default=Path("datasets/lol_eval15"))
-    parser.add_argument("--output", type=Path, default=Path("docs/before_after.png"))
+    parser.add_argument("--output", type=Path, default=Path("docs/before_after.jpg"))
     args = parser.parse_args()
     enhance = Enhancer.from_pretrained(args.model, device="cpu", precision="auto")
     rows = []
@@ -45,8 +45,8 @@ def main():
             reference = PIL.Image.open(args.images / "high" / name).convert("RGB")
             title = f"eval15 {name} ({example['why'].split(' (')[0]})"
         output = enhance(source)
-        rows.append((title, [(f"input {psnr(source, reference):.1f} dB", source), (f"MIRNet {psnr(output, reference):.1f} dB", output),
-                             ("reference", reference)]))
+        first = "input (= reference)" if source is reference else f"input {psnr(source, reference):.1f} dB"
+        rows.append((title, [(first, source), (f"MIRNet {psnr(output, reference):.1f} dB", output), ("reference", reference)]))
     width, height = 3 * TILE[0], len(rows) * (TILE[1] + 2 * CAPTION)
     figure = PIL.Image.new("RGB", (width, height), "white")
     draw = PIL.ImageDraw.Draw(figure)
@@ -57,7 +57,7 @@ def main():
             figure.paste(image.resize(TILE, PIL.Image.Resampling.LANCZOS), (c * TILE[0], top + CAPTION))
             draw.text((c * TILE[0] + 6, top + CAPTION + TILE[1] + 4), caption, fill="black")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    figure.save(args.output, optimize=True)
+    figure.save(args.output, quality=90, optimize=True)
     print(f"wrote {args.output} ({width}x{height})")
 
 

@@ -72,12 +72,12 @@ from modeling_mirnet.inference import (  # noqa: E402
     keep_freed_memory,
     load_mirnet,
     looks_like_local_path,
-    parse_model_specs,
     pick_device,
     resolve_dtype,
 )
 from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, check_controls  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, mean_gray, psnr, ssim  # noqa: E402
+from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 
 CHECKPOINT_DIR = HERE / "checkpoints"
 EXAMPLE_DIR = HERE / "examples"

@@ -14,6 +14,7 @@ import torch
 import PIL.Image
 
 from modeling_mirnet import MIRNetModel, inference, mirnet_pipeline
+from modeling_mirnet.model_specs import parse_model_specs
 from modeling_mirnet.inference import (
     IMAGE_SUFFIXES,
     DeviceError,
@@ -25,7 +26,6 @@ from modeling_mirnet.inference import (
     is_out_of_memory,
     load_mirnet,
     looks_like_local_path,
-    parse_model_specs,
     pick_device,
     resolve_dtype,
 )

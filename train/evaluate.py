@@ -40,16 +40,20 @@ from modeling_mirnet.inference import (
     DeviceError,
     ModelLoadError,
     load_mirnet,
-    parse_model_specs,
     pick_device,
     resolve_dtype,
 )
 from modeling_mirnet.metrics import BASELINES, INFLATION_DB
+from modeling_mirnet.model_specs import ModelSpecError, parse_model_specs
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # 2. Methods: a checkpoint or a baseline, each a function PIL image -> PIL image
 # ----------------------------------------------------------------------------------------------------------------
+class MissingDependency(RuntimeError):
+    """An optional package that the requested metric needs is not installed."""
+
+
 def lpips_metric(device: torch.device):
     """LPIPS(AlexNet) as a function of two PIL images, or None when the package or its weights are unavailable."""
     try:
@@ -216,19 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             dataset = dataset.select(range(min(args.limit, len(dataset))))
         device = pick_device(args.device)
-        try:  # a bare folder or Hub id is labelled by its last component
-            sources = parse_model_specs(args.model, label_for=lambda source: Path(source.rstrip("/")).name or source)
-        except ValueError as err:
-            raise DataError(str(err)) from None
+        # a bare folder or Hub id is labelled by its last component
+        sources = parse_model_specs(args.model, label_for=lambda source: Path(source.rstrip("/")).name or source)
         models = {label: load_mirnet(source, device=device)[0] for label, source in sources.items()}
         autocast_dtype = resolve_dtype(args.precision, device)
         baselines = {name: BASELINES[name] for name in args.baselines}
         lpips_fn = None if args.lpips == "off" else lpips_metric(device)
         if args.lpips == "on" and lpips_fn is None:
-            raise DataError("--lpips on: the lpips package (and its AlexNet weights) is not available; pip install lpips")
+            raise MissingDependency("--lpips on: the lpips package (and its AlexNet weights) is not available; pip install lpips")
         report = evaluate(dataset, models, baselines, lpips_fn, args.output / "images" if args.save_images else None,
                           tile_size=args.tile_size, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype)
-    except (DataError, ModelLoadError, DeviceError) as err:
+    except (DataError, ModelLoadError, DeviceError, MissingDependency, ModelSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report = {"dataset": str(args.dataset), "split": args.split, "command": shlex.join(["python", "train/evaluate.py", *(argv if argv is not None else sys.argv[1:])]), **report}

@@ -242,12 +242,12 @@ def build_model(args) -> MIRNetModel:
         try:
             model, _ = load_mirnet(args.init_from)
         except ModelLoadError as err:
-            raise DataError(f"--init_from {err}") from None
+            raise RunError(f"--init_from {err}") from None
         defaults = build_parser().parse_args(["--dataset", "-"])
         conflicts = [f"--{k} {getattr(args, k)} (the model has {getattr(model.config, k)})" for k in MODEL_KNOBS
                      if getattr(args, k) != getattr(defaults, k) and getattr(args, k) != getattr(model.config, k)]
         if conflicts:
-            raise DataError(f"--init_from {args.init_from}: the architecture comes from that model; drop {', '.join(conflicts)}")
+            raise RunError(f"--init_from {args.init_from}: the architecture comes from that model; drop {', '.join(conflicts)}")
         model.config.loss_type = args.loss
         return model.train()
     config = MIRNetConfig(**{k: getattr(args, k) for k in MODEL_KNOBS}, loss_type=args.loss)
@@ -301,7 +301,7 @@ def find_resume_dir(args) -> Path | None:
         return found[-1] if found else None  # nothing saved yet: start from scratch
     path = Path(args.resume)
     if not (path / "trainer_state.json").is_file():
-        raise DataError(f"--resume {path}: not a finished checkpoint (no trainer_state.json)")
+        raise RunError(f"--resume {path}: not a finished checkpoint (no trainer_state.json)")
     return path
 
 
@@ -378,11 +378,16 @@ def training_record(args) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # 7. Training loop (errors in the data end the run with one line; finished epochs are kept)
 # ----------------------------------------------------------------------------------------------------------------
+class RunError(Exception):
+    """A run that cannot start as asked: a model to start from that does not load or contradicts the flags, or a
+    checkpoint to resume that is missing or was made with other settings. (Bad data is a DataError.)"""
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         return train(args)
-    except DataError as err:  # bad data is reported in one line; finished epochs stay in their checkpoints
+    except (DataError, RunError) as err:  # reported in one line; finished epochs stay in their checkpoints
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -450,7 +455,7 @@ def train(args) -> int:
     if resume_dir is not None:
         saved = json.loads((resume_dir / "trainer_state.json").read_text())
         if saved.get("ema_decay") != args.ema_decay:
-            raise DataError(f"--resume {resume_dir}: that run used --ema_decay {saved.get('ema_decay')}, this one "
+            raise RunError(f"--resume {resume_dir}: that run used --ema_decay {saved.get('ema_decay')}, this one "
                             f"{args.ema_decay}; resume with the same value")
         accelerator.load_state(str(resume_dir))
         state = saved
