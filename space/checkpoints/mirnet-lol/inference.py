@@ -194,44 +194,6 @@ def looks_like_local_path(name: str | os.PathLike) -> bool:
     return os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
-def default_label(source: str) -> str:
-    """The label a model gets without `LABEL=`: "LoL" / "SICE" when its name says so, else its folder or repo name."""
-    name = os.path.basename(source.rstrip("/\\")) or source
-    lowered = name.lower()
-    if "sice" in lowered:
-        return "SICE"
-    if "lol" in lowered:
-        return "LoL"
-    return name
-
-
-def parse_model_specs(specs, label_for=default_label) -> dict[str, str]:
-    """["LoL=org/mirnet-lol", "path/mirnet-sice", "a,b"] -> {"LoL": "org/mirnet-lol", "SICE": "path/mirnet-sice", ...}.
-
-    Each spec is `LABEL=SOURCE` or a bare SOURCE (a folder or Hub id), and may hold several, comma-separated. A bare
-    source is labelled by `label_for(source)` (`default_label`: LoL / SICE / its name); when that label is taken,
-    by its folder or repo name. Raises ValueError for an empty source or a label given twice.
-    """
-    models: dict[str, str] = {}
-    for spec in [specs] if isinstance(specs, str) else specs or []:
-        for item in (part.strip() for part in spec.split(",")):
-            if not item:
-                continue
-            label, sep, source = (part.strip() for part in item.partition("="))
-            if not sep:
-                label, source = "", item
-            if not source:
-                raise ValueError(f"{item!r}: no model after '=': expected LABEL=FOLDER_OR_HUB_ID")
-            if not label:
-                label = label_for(source)
-                if label in models:  # two "LoL" folders: fall back to the folder names
-                    label = os.path.basename(source.rstrip("/\\")) or source
-            if label in models:
-                raise ValueError(f"two models labelled {label!r} ({models[label]} and {source}): name them with LABEL=SOURCE")
-            models[label] = source
-    return models
-
-
 class ModelLoadError(RuntimeError):
     """A model folder or Hub id that cannot be loaded; the message says which and why."""
 
@@ -409,7 +371,6 @@ __all__ = [
     "count_tiles",
     "cpu_flags",
     "cpu_has_fast_bf16",
-    "default_label",
     "describe_device",
     "find_cxx_compiler",
     "enhance_image",
@@ -417,7 +378,6 @@ __all__ = [
     "keep_freed_memory",
     "load_mirnet",
     "looks_like_local_path",
-    "parse_model_specs",
     "pick_device",
     "precision_name",
     "resolve_dtype",
