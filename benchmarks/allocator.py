@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Page faults and CPU time with glibc's default malloc vs `modeling_mirnet.inference.keep_freed_memory`.
+"""Page faults and CPU time with glibc's default malloc vs `modeling_mirnet.memory.keep_freed_memory`.
 
     python benchmarks/allocator.py                      # shipped model, ~2 minutes on 2 cores
     python benchmarks/allocator.py --model PATH --no-write
 
 PyTorch has no caching allocator on CPU, so with glibc's defaults every large activation is mapped fresh from the
-kernel and unmapped when freed: one page fault per 4 KiB, every call. `keep_freed_memory()` (called by `Enhancer` and
+kernel and unmapped when freed: one page fault per 4 KiB, every call. `keep_freed_memory()` (called by the CLI, the Space and
 `train/train.py` on CPU) keeps freed blocks for reuse. Two cases, each in a fresh process with the setting off
 (MIRNET_KEEP_FREED_MEMORY=0) and on: one 600x400 photo through `Enhancer` (the shipped model; bf16 where the CPU has
 native bf16, else fp32) and one training step of the shipped config on 4 x 256^2 crops (bf16 autocast under the same
@@ -32,7 +32,8 @@ from shipped_model import PHOTO, REPO  # benchmarks/shipped_model.py
 from train_step import make_step  # benchmarks/train_step.py
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
-from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16, keep_freed_memory
+from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16
+from modeling_mirnet.memory import keep_freed_memory
 
 START, END = "<!-- allocator:start -->", "<!-- allocator:end -->"
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         "",
         f"Produced in one run by `python benchmarks/allocator.py --runs {args.runs}`: `{name}` ({config['num_features']} ch x "
         f"{config['num_rrg']} RRG x {config['num_mrb']} MRB), {precision}, {args.threads} threads, each case in a fresh process "
-        f"with glibc's default malloc (`MIRNET_KEEP_FREED_MEMORY=0`) and with `keep_freed_memory()` (what `Enhancer` and "
+        f"with glibc's default malloc (`MIRNET_KEEP_FREED_MEMORY=0`) and with `keep_freed_memory()` (what the CLI, the Space and "
         f"`train.py` now do on CPU). Machine: {info['cpu']}, torch {info['torch']}, {info['date']}; load average "
         f"{info['load_average_start']} -> {info['load_average_end']}. Page faults and CPU seconds come from getrusage (per "
         f"call, median of {args.runs}); wall seconds depend on what else the machine ran.",

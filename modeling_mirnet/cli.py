@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .exposure import check_controls
 from .image_processing_mirnet import ImageLoadError
+from .memory import keep_freed_memory
 from .tiling import check_tile_settings
 from .inference import (
     DEFAULT_TILE_OVERLAP,
@@ -41,7 +42,6 @@ from .inference import (
     Enhancer,
     ModelLoadError,
     OutOfMemory,
-    keep_freed_memory,
 )
 
 PROG = "mirnet-enhance"

@@ -69,13 +69,13 @@ from modeling_mirnet.inference import (  # noqa: E402
     OutOfMemory,
     count_tiles,
     describe_device,
-    keep_freed_memory,
     load_mirnet,
     looks_like_local_path,
     pick_device,
     resolve_dtype,
 )
 from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, check_controls  # noqa: E402
+from modeling_mirnet.memory import keep_freed_memory  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, mean_gray, psnr, ssim  # noqa: E402
 from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 
@@ -236,7 +236,7 @@ class MIRNetSpace:
                  precision: str = "auto"):
         self.device = pick_device(device)
         if self.device.type == "cpu":
-            keep_freed_memory()  # the app's process serves photos: reuse freed activations (modeling_mirnet.inference)
+            keep_freed_memory()  # the app's process serves photos: reuse freed activations (modeling_mirnet.memory)
         self.precision = precision
         self.dtype = resolve_dtype(precision, self.device)
         self.tile_pixels = tile_pixels

@@ -13,7 +13,7 @@ import pytest
 import torch
 import PIL.Image
 
-from modeling_mirnet import MIRNetModel, inference, mirnet_pipeline
+from modeling_mirnet import MIRNetModel, mirnet_pipeline
 from modeling_mirnet.model_specs import parse_model_specs
 from modeling_mirnet.inference import (
     IMAGE_SUFFIXES,
@@ -198,7 +198,7 @@ def test_compile_without_a_cxx_compiler_is_one_clear_error(tiny_model_dir, monke
 
 FAULTS_SCRIPT = """
 import json, resource, sys, torch
-from modeling_mirnet.inference import keep_freed_memory
+from modeling_mirnet.memory import keep_freed_memory
 kept = keep_freed_memory()
 def faults_of_a_64_mib_tensor():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -226,8 +226,10 @@ def test_keep_freed_memory_reuses_pages_instead_of_faulting_them_in_again(settin
 def test_keep_freed_memory_is_the_callers_choice(tiny_model, tiny_model_dir, tmp_path, monkeypatch):
     """The library (Enhancer, the pipeline) never changes process-wide malloc settings; the CLI does, on CPU."""
     calls = []
-    monkeypatch.setattr(inference, "keep_freed_memory", lambda: calls.append("library"))
     import modeling_mirnet.cli as cli
+    from modeling_mirnet import memory
+
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append("library"))
 
     monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("cli"))
     Enhancer(tiny_model)

@@ -56,7 +56,8 @@ from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
 from modeling_mirnet.exposure import scale_exposure
 from modeling_mirnet.hub import save_for_hub
-from modeling_mirnet.inference import cpu_has_fast_bf16, keep_freed_memory
+from modeling_mirnet.inference import cpu_has_fast_bf16
+from modeling_mirnet.memory import keep_freed_memory
 from modeling_mirnet.metrics import psnr_batch
 from modeling_mirnet.model_card import git_commit, write_model_card
 

@@ -12,11 +12,9 @@ This file travels with saved checkpoints (the pipeline imports it), so it import
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import math
 import os
-import platform
 
 import torch
 
@@ -88,30 +86,6 @@ def cpu_has_fast_bf16() -> bool:
     if override in ("0", "1"):
         return override == "1"
     return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-@functools.lru_cache(maxsize=None)
-def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
-    """Make glibc's malloc keep freed memory for the next tensor instead of handing it back to the OS at every free.
-
-    PyTorch has no caching allocator on CPU: by default glibc maps every block over 32 MiB (and, after a free, every
-    block over a moving threshold) fresh from the kernel and unmaps it when freed, so each full-resolution activation
-    costs a page fault per 4 KiB. With blocks up to `threshold_bytes` served from the heap (and the heap not trimmed
-    below that), the pages are faulted once and reused (figures: `benchmarks/allocator.py`, BENCHMARKS.md). The cost:
-    the process keeps its peak memory between calls. Process-wide, so it is the caller's choice, never the library's:
-    the CLI, the Space and train/train.py call it on CPU. Idempotent; returns False (and changes nothing) where the C
-    library is not glibc (macOS, Windows, musl) or MIRNET_KEEP_FREED_MEMORY=0.
-    """
-    if os.environ.get("MIRNET_KEEP_FREED_MEMORY") == "0" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, threshold_bytes))
 
 
 class DeviceError(ValueError):
@@ -375,7 +349,6 @@ __all__ = [
     "find_cxx_compiler",
     "enhance_image",
     "is_out_of_memory",
-    "keep_freed_memory",
     "load_mirnet",
     "looks_like_local_path",
     "pick_device",
