@@ -216,3 +216,5 @@ def test_two_processes_write_each_output_once_as_one_process_would_and_resume(ti
     second = subprocess.run([*LAUNCH_2, str(folder), "-o", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env, timeout=300)
     assert "enhanced 1 image(s)" in second.stdout and "skipped 4 (already written)" in second.stdout, second.stderr[-3000:]
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "two" / "p3.png")), np.asarray(PIL.Image.open(tmp_path / "one" / "p3.png")))
+    third = subprocess.run([*LAUNCH_2, str(folder), "-o", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env, timeout=300)
+    assert "enhanced 0 image(s)" in third.stdout and "skipped 5 (already written)" in third.stdout, third.stderr[-3000:]
