@@ -162,23 +162,23 @@ def over_processes(state, value) -> list:
     return gather_object([value])
 
 
-def enhance_one(enhancer, path: Path, target: Path, args) -> str | None:
-    """Enhance `path` into `target` (written atomically); None when done, else why it was skipped or failed."""
+def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
+    """Enhance `path` into `target` (written atomically): ("enhanced", ""), ("skipped", why) or ("failed", why)."""
     if target.exists() and not args.overwrite:
-        return f"{target} already exists (use --overwrite to replace it)"
+        return "skipped", f"{target} already exists (use --overwrite to replace it)"
     if target.exists() and os.path.samefile(target, path):
-        return "output would overwrite the input"
+        return "skipped", "output would overwrite the input"
     try:
         enhanced = enhancer(path, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
     except ImageLoadError as err:
-        return str(err).removeprefix(f"{path}: ")
+        return "failed", str(err).removeprefix(f"{path}: ")
     except OutOfMemory as err:
-        return f"{err}" + (f" (--tile {err.suggested_tile})" if err.suggested_tile else "")
+        return "failed", f"{err}" + (f" (--tile {err.suggested_tile})" if err.suggested_tile else "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.partial")  # a killed run leaves no half-written output behind
     enhanced.save(tmp, format="PNG")
     os.replace(tmp, target)
-    return None
+    return "enhanced", ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,15 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(rounds):
         if i < len(share):
             path, target = share[i]
-            why = enhance_one(enhancer, path, target, args)
-            if why is None:
-                enhanced += 1
-            elif "already exists" in why or "overwrite the input" in why:
-                skipped += 1
-                tqdm.write(f"skipped: {path}: {why}", file=sys.stderr)
-            else:
+            outcome, why = enhance_one(enhancer, path, target, args)
+            enhanced += outcome == "enhanced"
+            skipped += outcome == "skipped"
+            if outcome == "failed":
                 failed.append(f"{path}: {why}")
-                tqdm.write(f"failed: {path}: {why}", file=sys.stderr)
+            if why:
+                tqdm.write(f"{outcome}: {path}: {why}", file=sys.stderr)
         bar.update(sum(over_processes(state, int(i < len(share)))))
     bar.close()
     seconds = time.perf_counter() - started
