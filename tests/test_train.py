@@ -444,3 +444,23 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
 def test_bad_exposure_flags_are_refused(dataset_dir, tmp_path, extra, message):
     result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--output_dir", str(tmp_path / "r"), *extra], launcher=[sys.executable])
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_checkpoint_writes_the_weights_validation_scored(dataset_dir, tmp_path):
+    """train/export_checkpoint.py on the last (and best) epoch of a 1-epoch EMA run gives exactly the exported model/;
+    `--weights model` gives the trained weights of the checkpoint instead."""
+    out = tmp_path / "run"
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--ema_decay", "0.9", "--output_dir", str(out),
+                  "--report_to", "none"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    export = [sys.executable, str(REPO / "train" / "export_checkpoint.py"), "--checkpoint", str(out / "checkpoints" / "epoch_0001")]
+    for weights, reference in (("auto", out / "model" / "model.safetensors"), ("model", out / "checkpoints" / "epoch_0001" / "model.safetensors")):
+        done = subprocess.run([*export, "--output", str(tmp_path / weights), "--weights", weights], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-2000:]
+        a, b = load_file(tmp_path / weights / "model.safetensors"), load_file(reference)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ema, trained = load_file(tmp_path / "auto" / "model.safetensors"), load_file(tmp_path / "model" / "model.safetensors")
+    assert any(not torch.equal(ema[k], trained[k]) for k in ema)  # the two really differ
+    missing = subprocess.run([*export[:2], "--checkpoint", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")],
+                             capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "not a train.py epoch checkpoint" in missing.stderr
