@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         summary += f", failed {len(failed)}: " + "; ".join(failed)
     say(summary)
+    if state.num_processes > 1:  # leave together, the process group shut down (a rank exiting alone can abort in gloo)
+        state.wait_for_everyone()
+        state.destroy_process_group()
     return 0 if not skipped and not failed else 1
 
 
