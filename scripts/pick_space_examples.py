@@ -15,27 +15,31 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import torch
+
+from modeling_mirnet.metrics import mean_gray
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "space" / "examples"
 
 
-def mean_gray(path: Path) -> float:
-    rgb = np.asarray(PIL.Image.open(path).convert("RGB"), dtype=np.float64)
-    return float((rgb @ np.array([0.299, 0.587, 0.114])).mean())
+def mean_gray_255(path: Path) -> float:
+    """The image's mean Rec.601 gray level, 0-255 (`modeling_mirnet.metrics.mean_gray`)."""
+    rgb = torch.from_numpy(np.asarray(PIL.Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    return 255 * float(mean_gray(rgb))
 
 
 def pick(per_image: list[dict], images: Path) -> list[dict]:
     ranked = sorted(per_image, key=lambda row: row["psnr"])
     typical, hard = ranked[(len(ranked) - 1) // 2], ranked[0]
-    brightest = max((p for p in (images / "high").iterdir() if p.suffix == ".png"), key=mean_gray)
+    brightest = max((p for p in (images / "high").iterdir() if p.suffix == ".png"), key=mean_gray_255)
     stem = lambda row: Path(row["name"]).stem  # noqa: E731
     return [
         {"input": f"lol_{stem(typical)}_low.png", "reference": f"lol_{stem(typical)}_high.png",
          "why": f"median of MIRNet's per-image PSNR on eval15 ({typical['psnr']:.2f} dB)"},
         {"input": f"lol_{stem(hard)}_low.png", "reference": None, "why": f"lowest PSNR on eval15 ({hard['psnr']:.2f} dB)"},
         {"input": f"well_lit_lol_{brightest.stem}.png", "reference": None,
-         "why": f"well lit: the brightest eval15 reference (mean gray {mean_gray(brightest):.0f}) as the input"},
+         "why": f"well lit: the brightest eval15 reference (mean gray {mean_gray_255(brightest):.0f}) as the input"},
     ]
 
 
