@@ -230,6 +230,28 @@ class ResidualUpSample(nn.Module):
         # bilinear interpolation and a 1x1 conv commute: project at low resolution, then interpolate
         return self.top(x).add_(upsample(project(x)))
 
+    @torch.no_grad()
+    def remove_checkerboard_(self) -> None:
+        """Project the transposed conv onto the kernels that turn a flat input into a flat output (no grid)."""
+        transposed = self.top[2]
+        transposed.weight.copy_(checkerboard_free(transposed.weight))
+
+
+def checkerboard_free(weight: torch.Tensor) -> torch.Tensor:
+    """The nearest (least-squares) 3x3 stride-2 transposed-conv kernels whose four output phases sum alike.
+
+    With stride 2 and padding 1, an output pixel at (even, even) gets the kernel's centre tap, (even, odd) and
+    (odd, even) its two edge taps, (odd, odd) its four corners. A flat input comes out as a 2-pixel pattern (a 4-pixel
+    grid once the 1/4-resolution stream reaches full resolution) unless the four sums are equal; shifting each phase's
+    taps alike, by the least squares amount, makes them equal and leaves the layer otherwise as close as possible.
+    """
+    centre, edge = torch.tensor([0.0, 1.0, 0.0]), torch.tensor([1.0, 0.0, 1.0])
+    masks = torch.stack([torch.outer(a, b) for a in (centre, edge) for b in (centre, edge)]).to(weight)  # (4, 3, 3)
+    taps = masks.sum(dim=(1, 2))  # 1, 2, 2, 4
+    sums = torch.einsum("iohw,phw->iop", weight, masks)
+    common = (sums / taps).sum(-1, keepdim=True) / taps.reciprocal().sum()
+    return weight + torch.einsum("iop,phw->iohw", (common - sums) / taps, masks)
+
 
 def resampler(channels: list[int], source: int, target: int) -> nn.Sequential:
     """Residual down- or up-sampling steps that take stream `source` to the resolution and width of `target`."""
@@ -356,6 +378,12 @@ class MIRNetModel(MIRNetPreTrainedModel):
         # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
         self.channels_last: bool | None = None
         self.post_init()
+
+    def remove_checkerboard_(self) -> None:
+        """Make every up-sampler checkerboard-free (`checkerboard_free`); training keeps it so after each step."""
+        for module in self.modules():
+            if isinstance(module, ResidualUpSample):
+                module.remove_checkerboard_()
 
     def feature_memory_format(self, pixel_values: torch.Tensor) -> torch.memory_format:
         """The memory format of the feature maps for an input on `pixel_values.device` (see `channels_last`)."""

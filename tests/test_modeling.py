@@ -7,7 +7,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel, enhancement_loss
-from modeling_mirnet.modeling_mirnet import SKFF
+from modeling_mirnet.modeling_mirnet import SKFF, ResidualUpSample, checkerboard_free
 from modeling_mirnet.tiling import tile_starts
 
 from helpers import tiny_config
@@ -73,6 +73,34 @@ def test_skff_weights_are_a_softmax_across_streams():
     a, b, c = torch.zeros(1, 8, 4, 4), torch.ones(1, 8, 4, 4), 2 * torch.ones(1, 8, 4, 4)
     fused = skff([a, b, c])
     assert fused.min() > 0 and fused.max() < 2  # strictly inside: every stream gets positive weight
+
+
+def test_checkerboard_free_upsampling_turns_a_flat_input_into_a_flat_output():
+    """The projected transposed conv gives no 2-pixel pattern on a flat input (away from the border), stays as close
+    as the constraint allows (projecting twice changes nothing more), and the whole model keeps its forward shape."""
+    torch.manual_seed(0)
+    up = ResidualUpSample(8, 4).eval()
+    for module in up.modules():
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            torch.nn.init.normal_(module.weight)
+    flat = torch.full((1, 8, 12, 12), 0.7)
+
+    def phase_spread(output):
+        inner = output[0, :, 4:-4, 4:-4]
+        phases = torch.stack([inner[:, i::2, j::2].mean(dim=(1, 2)) for i in (0, 1) for j in (0, 1)])
+        return (phases.max(0).values - phases.min(0).values).max().item()
+
+    with torch.no_grad():
+        assert phase_spread(up(flat)) > 0.1
+        up.remove_checkerboard_()
+        assert phase_spread(up(flat)) < 1e-5
+    weight = up.top[2].weight
+    assert torch.allclose(checkerboard_free(weight), weight, atol=1e-6)
+
+    model = MIRNetModel(tiny_config()).eval()
+    model.remove_checkerboard_()
+    assert all(torch.allclose(checkerboard_free(m.weight), m.weight, atol=1e-6)
+               for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d))
 
 
 def test_losses():

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_mirnet import data as data_utils
+from modeling_mirnet.modeling_mirnet import checkerboard_free
 
 import helpers
 
@@ -418,7 +419,7 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     """The exposure recipe end to end (whole photos, well-lit share, jitter, GT-mean loss): interrupted and resumed
     equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
-              "--loss", "gt_mean", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+              "--loss", "gt_mean", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
                  [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
@@ -427,6 +428,8 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     a = load_file(interrupted / "checkpoints" / "epoch_0002" / "model.safetensors")
     b = load_file(straight / "checkpoints" / "epoch_0002" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    transposed = [k for k in a if (".up." in k or ".last_up." in k) and k.endswith("top.2.weight")]  # up-samplers stay projected
+    assert transposed and all(torch.allclose(checkerboard_free(a[k]), a[k], atol=1e-6) for k in transposed)
     config = json.loads((straight / "model" / "config.json").read_text())
     assert config["loss_type"] == "gt_mean"
     record = json.loads((straight / "model" / "training_args.json").read_text())["args"]

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--reduction", type=int, default=config.reduction, help="channel-attention reduction")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=config.bias)
     model.add_argument("--init_from", help="start from this model folder or Hub id instead of random weights")
+    model.add_argument("--checkerboard_free", action=argparse.BooleanOptionalAction, default=False,
+                       help="keep the up-samplers' transposed convs checkerboard-free (projected after every step), so "
+                            "flat areas come out flat instead of with a 4-pixel grid; the architecture is unchanged")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--loss", choices=LOSS_TYPES, default=config.loss_type,
                      help="gt_mean: the GT-mean loss over Charbonnier (exposure and structure weighed per image)")
@@ -440,6 +443,8 @@ def train(args) -> int:
     )
 
     model = build_model(args)
+    if args.checkerboard_free:
+        model.remove_checkerboard_()
     processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, **fused_adam_kwargs(accelerator.device))
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -488,6 +493,8 @@ def train(args) -> int:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if args.checkerboard_free:
+                unwrapped.remove_checkerboard_()
             if ema is not None:
                 ema.update_parameters(unwrapped)
             if args.lr_scheduler != "plateau":
