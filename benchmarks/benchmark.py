@@ -15,7 +15,6 @@ timed and its 8-bit outputs on the bundled eval15 photos compared with fp32's (`
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -39,16 +38,13 @@ GIB = 1024**3
 
 
 def load_official_module(root: str):
-    """Import the official `networks/MIRNet_model.py` from a checkout at `root`, skipping `utils/__init__` (cv2)."""
-    if not os.path.isfile(os.path.join(root, "networks", "MIRNet_model.py")):
-        raise SystemExit(f"--official {root}: no networks/MIRNet_model.py there (see benchmarks/README.md)")
-    utils = types.ModuleType("utils")
-    utils.__path__ = [os.path.join(root, "utils")]
-    sys.modules["utils"] = utils
-    spec = importlib.util.spec_from_file_location("official_mirnet", os.path.join(root, "networks", "MIRNet_model.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The official model code at `root`; exits with the reason when it is not there."""
+    from modeling_mirnet.convert_official_checkpoint import ConversionError, import_official_code
+
+    try:
+        return import_official_code(root)
+    except ConversionError as err:
+        raise SystemExit(f"--official {err} (see benchmarks/README.md)") from None
 
 
 def prepare_weights(official_root: str, seed: int, workdir: str) -> None:

@@ -13,11 +13,13 @@ Exit status: 0 on success, 1 when the folder was written but the upload failed, 
 """
 
 import argparse
+import importlib.util
 import math
 import os
 import pickle
 import re
 import sys
+import types
 from collections import defaultdict
 
 import torch
@@ -54,6 +56,21 @@ def fitting_reduction(what: str, shapes, squeeze, preferred: int = 8) -> int:
     return preferred if preferred in fits else fits[0]
 
 
+def import_official_code(root: str | os.PathLike):
+    """The official `networks/MIRNet_model.py` of a `swz30/MIRNet` checkout at `root`, imported by path (its
+    `utils` package is registered without running `utils/__init__.py`, which needs cv2)."""
+    source = os.path.join(root, "networks", "MIRNet_model.py")
+    if not os.path.isfile(source):
+        raise ConversionError(f"{root}: no networks/MIRNet_model.py there (a swz30/MIRNet checkout is expected)")
+    utils = types.ModuleType("utils")
+    utils.__path__ = [os.path.join(root, "utils")]
+    sys.modules["utils"] = utils
+    spec = importlib.util.spec_from_file_location("official_mirnet", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
     """Read the architecture hyper-parameters off the tensors of an official state_dict."""
     try:
@@ -61,15 +78,15 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
         blocks = [tuple(map(int, m.groups())) for k in state_dict if (m := re.match(r"body\.(\d+)\.body\.(\d+)\.blocks\.(\d+)\.(\d+)\.", k))]
         num_rrg = 1 + max(b[0] for b in blocks)
         num_mrb = 1 + max(b[1] for b in blocks)
-        height = 1 + max(b[2] for b in blocks)
-        width = 1 + max(b[3] for b in blocks)
+        num_streams = 1 + max(b[2] for b in blocks)
+        num_dau_columns = 1 + max(b[3] for b in blocks)
         num_features = conv_in.shape[0]
         factor = 2.0
-        if height > 1:
+        if num_streams > 1:
             factor = state_dict["body.0.body.0.blocks.1.0.body.0.weight"].shape[0] / num_features
         # channel attention squeezes C to C // reduction, SKFF to max(int(C / skff_reduction), 4), in every stream
-        attention = [state_dict[f"body.0.body.0.blocks.{s}.0.CA.conv_du.0.weight"].shape[:2] for s in range(height)]
-        skff = [state_dict[f"body.0.body.0.selective_kernel.{s}.conv_du.0.weight"].shape[:2] for s in range(height)]
+        attention = [state_dict[f"body.0.body.0.blocks.{s}.0.CA.conv_du.0.weight"].shape[:2] for s in range(num_streams)]
+        skff = [state_dict[f"body.0.body.0.selective_kernel.{s}.conv_du.0.weight"].shape[:2] for s in range(num_streams)]
         reduction = fitting_reduction("channel attention", attention, lambda c, r: c // r)
         skff_reduction = fitting_reduction("SKFF", skff, lambda c, r: max(int(c / r), 4))
         kernel_size = conv_in.shape[-1]
@@ -83,8 +100,8 @@ def config_from_state_dict(state_dict: dict[str, torch.Tensor]) -> MIRNetConfig:
         num_features=num_features,
         num_rrg=num_rrg,
         num_mrb=num_mrb,
-        height=height,
-        width=width,
+        num_streams=num_streams,
+        num_dau_columns=num_dau_columns,
         channel_factor=int(factor) if float(factor).is_integer() else factor,
         reduction=reduction,
         skff_reduction=skff_reduction,

@@ -12,7 +12,6 @@ This file travels with saved checkpoints (the pipeline imports it), so it import
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 
@@ -30,7 +29,8 @@ MIN_SUGGESTED_TILE = 128  # below this, tiles cost more in seams and overhead th
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 PRECISIONS = ("auto", "fp32", "bf16")
 _PRECISION_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # instructions that make bf16 matmuls/convs faster than fp32 on CPU
+# torch's own CPU feature checks (cpuinfo): the instructions that make bf16 convolutions faster than fp32
+BF16_CPU_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
 
 # ----------------------------------------------------------------------------------------------- where it runs
@@ -64,19 +64,6 @@ def compile_model(model: MIRNetModel) -> MIRNetModel:
     return model
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags the kernel reports (/proc/cpuinfo); empty where that file does not exist."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def cpu_has_fast_bf16() -> bool:
     """True when this CPU has native bf16 instructions (AVX512-BF16 or AMX): only then is bf16 autocast a speed-up.
 
@@ -85,7 +72,7 @@ def cpu_has_fast_bf16() -> bool:
     override = os.environ.get("MIRNET_CPU_BF16")
     if override in ("0", "1"):
         return override == "1"
-    return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
+    return any(getattr(torch.cpu, check, lambda: False)() for check in BF16_CPU_CHECKS)
 
 
 class DeviceError(ValueError):
@@ -343,7 +330,6 @@ __all__ = [
     "autocast_context",
     "compile_model",
     "count_tiles",
-    "cpu_flags",
     "cpu_has_fast_bf16",
     "describe_device",
     "find_cxx_compiler",

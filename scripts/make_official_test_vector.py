@@ -11,14 +11,13 @@ network needs are loaded).
 """
 
 import argparse
-import importlib.util
 import json
-import sys
-import types
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
+from modeling_mirnet.convert_official_checkpoint import import_official_code
 
 CASES = {
     "h3w2": dict(n_feat=8, n_RRG=2, n_MSRB=1, height=3, width=2),  # the paper's structure, tiny width
@@ -27,22 +26,12 @@ CASES = {
 }
 
 
-def load_official(root: Path):
-    package = types.ModuleType("utils")
-    package.__path__ = [str(root / "utils")]
-    sys.modules["utils"] = package
-    spec = importlib.util.spec_from_file_location("official_mirnet", root / "networks" / "MIRNet_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official", required=True, type=Path, help="folder of a swz30/MIRNet checkout")
     parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "tests/data/official_mirnet_vectors.safetensors")
     args = parser.parse_args()
-    official = load_official(args.official)
+    official = import_official_code(args.official)
     tensors, meta = {}, {}
     for seed, (name, kwargs) in enumerate(CASES.items()):
         torch.manual_seed(seed)

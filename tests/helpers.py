@@ -14,7 +14,7 @@ import PIL.Image
 from modeling_mirnet import MIRNetConfig
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = dict(num_features=8, num_rrg=1, num_mrb=1, height=3, width=2)
+TINY = dict(num_features=8, num_rrg=1, num_mrb=1, num_streams=3, num_dau_columns=2)
 
 
 def load_script(path, name: str | None = None):

@@ -6,6 +6,7 @@ tensors included), an input and the official output in float64 (scripts/make_off
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from modeling_mirnet.convert_official_checkpoint import (
     ConversionError,
     config_from_state_dict,
     convert_checkpoint,
+    import_official_code,
     main as convert_main,
     official_to_ours,
 )
@@ -75,6 +77,21 @@ def test_mismatched_shared_dau_is_rejected():
 def test_not_a_mirnet_checkpoint(bad):
     with pytest.raises(ConversionError, match="MIRNet"):
         convert_checkpoint(bad)
+
+
+def test_official_code_is_imported_by_path_without_its_utils_init(tmp_path, monkeypatch):
+    """benchmark.py and make_official_test_vector.py load the official network this way: `utils/__init__.py` (which
+    needs cv2 there) must not run, its submodules must import; a folder without the network file is named."""
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "__init__.py").write_text("raise ImportError('No module named cv2')\n")
+    (tmp_path / "utils" / "antialias.py").write_text("FILTER = (1, 2, 1)\n")
+    (tmp_path / "networks").mkdir()
+    (tmp_path / "networks" / "MIRNet_model.py").write_text("from utils.antialias import FILTER\nclass MIRNet: pass\n")
+    monkeypatch.setitem(sys.modules, "utils", None)  # the import registers its own; restored afterwards
+    module = import_official_code(tmp_path)
+    assert module.FILTER == (1, 2, 1) and isinstance(module.MIRNet(), module.MIRNet)
+    with pytest.raises(ConversionError, match=r"empty: no networks/MIRNet_model.py"):
+        import_official_code(tmp_path / "empty")
 
 
 def test_config_is_read_from_tensors():

@@ -21,6 +21,7 @@ from modeling_mirnet.inference import (
     Enhancer,
     OutOfMemory,
     count_tiles,
+    cpu_has_fast_bf16,
     enhance_image,
     find_cxx_compiler,
     is_out_of_memory,
@@ -54,6 +55,15 @@ def test_resolve_dtype(monkeypatch):
     assert resolve_dtype("auto", "cpu") == torch.float32
     with pytest.raises(ValueError, match="unknown precision 'fp16': expected one of auto, fp32, bf16"):
         resolve_dtype("fp16", "cpu")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="the reference is Linux's /proc/cpuinfo")
+def test_fast_bf16_check_agrees_with_the_kernels_cpu_flags(monkeypatch):
+    """`cpu_has_fast_bf16` asks torch (cpuinfo); the kernel's flag list is the independent reference."""
+    monkeypatch.delenv("MIRNET_CPU_BF16", raising=False)
+    with open("/proc/cpuinfo") as f:
+        flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    assert cpu_has_fast_bf16() == bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
 
 
 def test_looks_like_local_path(tmp_path):

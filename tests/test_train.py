@@ -126,7 +126,7 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
 
     config = REPO / "train" / "configs" / "lol_09_channels_32.yaml"
     args = train.parse_args(["--config", str(config), "--dataset", str(dataset_dir), "--epochs", "3"])
-    assert (args.num_features, args.epochs, args.learning_rate, args.loss) == (32, 3, 1e-4, "charbonnier")
+    assert (args.num_features, args.epochs, args.learning_rate, args.loss_type) == (32, 3, 1e-4, "charbonnier")
     assert args.experiment == "lol_09_channels_32"
 
     bad = tmp_path / "bad.yaml"
@@ -419,7 +419,7 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     """The exposure recipe end to end (whole photos, well-lit share, jitter, GT-mean loss): interrupted and resumed
     equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
-              "--loss", "gt_mean", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+              "--loss_type", "gt_mean", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
                  [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
@@ -441,7 +441,7 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     [
         (["--well_lit_share", "1"], "--well_lit_share must be in [0, 1)"),
         (["--exposure_jitter", "-0.5"], "--exposure_jitter is a number of stops"),
-        (["--loss", "ssim"], "invalid choice: 'ssim'"),
+        (["--loss_type", "ssim"], "invalid choice: 'ssim'"),
     ],
 )
 def test_bad_exposure_flags_are_refused(dataset_dir, tmp_path, extra, message):

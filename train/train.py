@@ -18,7 +18,7 @@ compiles the training step (reduce-overhead: CUDA graphs of the fixed-shape step
 step's seconds (`first_step_seconds`: with compilation, the compile time). Validation always runs the plain module.
 Exposure (issue 20): `--whole_images` trains on whole photos, so the global pools of SKFF and channel attention see the
 scene as they do at inference; `--well_lit_share` mixes in references as both input and target (well-lit photos must
-come out unchanged); `--exposure_jitter` changes each dark input's exposure (the target kept); `--loss gt_mean`.
+come out unchanged); `--exposure_jitter` changes each dark input's exposure (the target kept); `--loss_type gt_mean`.
 Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file; on a CPU
 without native bf16 the run warns that fp32 would be faster. For speed, the pairs are decoded once into uint8 tensors
 (random crops are cut from memory), Adam is fused where torch has it, and validation (every `--eval_every` epochs and
@@ -62,7 +62,6 @@ from modeling_mirnet.metrics import psnr_batch
 from modeling_mirnet.model_card import git_commit, write_model_card
 
 MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias")
-OLD_KEYS = {"height": "num_streams", "width": "num_dau_columns"}  # config-file keys of earlier versions
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -96,10 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--num_rrg", type=int, default=config.num_rrg, help="recursive residual groups")
     model.add_argument("--num_mrb", type=int, default=config.num_mrb, help="multi-scale residual blocks per RRG")
     model.add_argument("--num_features", type=int, default=config.num_features, help="channels of the full-resolution stream")
-    model.add_argument("--num_streams", "--height", dest="num_streams", type=int, default=config.num_streams,
-                       help="parallel streams (resolutions) per MRB (--height: the earlier name)")
-    model.add_argument("--num_dau_columns", "--width", dest="num_dau_columns", type=int, default=config.num_dau_columns,
-                       help="DAU columns per MRB (--width: the earlier name)")
+    model.add_argument("--num_streams", type=int, default=config.num_streams, help="parallel streams (resolutions) per MRB")
+    model.add_argument("--num_dau_columns", type=int, default=config.num_dau_columns, help="DAU columns per MRB")
     model.add_argument("--channel_factor", type=int, default=config.channel_factor, help="channel multiplier between streams")
     model.add_argument("--reduction", type=int, default=config.reduction, help="channel-attention reduction")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=config.bias)
@@ -108,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the up-samplers' transposed convs checkerboard-free (projected after every step), so "
                             "flat areas come out flat instead of with a 4-pixel grid; the architecture is unchanged")
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--loss", choices=LOSS_TYPES, default=config.loss_type,
+    opt.add_argument("--loss_type", choices=LOSS_TYPES, default=config.loss_type,
                      help="gt_mean: the GT-mean loss over Charbonnier (exposure and structure weighed per image)")
     opt.add_argument("--learning_rate", type=float, default=1e-4)
     opt.add_argument("--lr_scheduler", choices=["plateau", "cosine", "constant"], default="plateau")
@@ -172,7 +169,6 @@ def read_config(path: str, parser: argparse.ArgumentParser) -> dict:
     if not isinstance(values, dict):
         parser.error(f"--config {path}: expected a mapping of flag names to values, got {type(values).__name__}")
     values.pop("meta", None)
-    values = {OLD_KEYS.get(key, key): value for key, value in values.items()}
     known = {a.dest for a in parser._actions}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -252,9 +248,9 @@ def build_model(args) -> MIRNetModel:
                      if getattr(args, k) != getattr(defaults, k) and getattr(args, k) != getattr(model.config, k)]
         if conflicts:
             raise RunError(f"--init_from {args.init_from}: the architecture comes from that model; drop {', '.join(conflicts)}")
-        model.config.loss_type = args.loss
+        model.config.loss_type = args.loss_type
         return model.train()
-    config = MIRNetConfig(**{k: getattr(args, k) for k in MODEL_KNOBS}, loss_type=args.loss)
+    config = MIRNetConfig(**{k: getattr(args, k) for k in MODEL_KNOBS}, loss_type=args.loss_type)
     return MIRNetModel(config)
 
 

@@ -34,287 +34,9 @@ from .configuration_mirnet import MIRNetConfig
 from .tiling import SharedStatistics, global_average_pool, tiled_forward
 
 
-def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
-    """A 'same'-padded convolution, as used throughout MIRNet."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
-
-
-def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3):
-    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1, RMSE or GT-mean."""
-    if loss_type == "gt_mean":
-        return gt_mean_loss(prediction, target, eps)
-    diff = prediction.float() - target.float()
-    if loss_type == "charbonnier":
-        return charbonnier(diff, eps).mean()
-    if loss_type == "l1":
-        return diff.abs().mean()
-    if loss_type == "rmse":
-        return torch.sqrt((diff * diff).mean())
-    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1', 'rmse' or 'gt_mean'")
-
-
-def charbonnier(diff: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.sqrt(diff * diff + eps * eps)
-
-
-def gt_mean_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3, sigma: float = 0.1) -> torch.Tensor:
-    """GT-mean loss (Liao et al., ICCV 2025) over Charbonnier: per image, a blend of the loss on the output and on the
-    output rescaled to the reference's mean gray level. The blend weight is the Jensen-Shannon divergence between
-    Gaussians N(mean, (sigma * mean)^2) of the two mean gray levels (no gradient, clipped to [0, 1]): an output whose
-    exposure is far off is trained on its exposure, one whose exposure is close on its structure."""
-    prediction, target = prediction.float(), target.float()
-    mean_out, mean_ref = mean_gray(prediction).clamp_min(1e-4), mean_gray(target).clamp_min(1e-4)
-    weight = exposure_divergence(mean_out.detach(), mean_ref, sigma).clamp(0, 1).view(-1, 1, 1, 1)
-    rescaled = (prediction * (mean_ref / mean_out).view(-1, 1, 1, 1)).clamp(0, 1)
-    per_pixel = weight * charbonnier(prediction - target, eps) + (1 - weight) * charbonnier(rescaled - target, eps)
-    return per_pixel.mean()
-
-
-REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
-
-
-def mean_gray(images: torch.Tensor) -> torch.Tensor:
-    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
-    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() * weights).sum(1).flatten(1).mean(1)
-
-
-def exposure_divergence(mean_a: torch.Tensor, mean_b: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Jensen-Shannon divergence between N(a, (sigma a)^2) and N(b, (sigma b)^2), each against their moment-matched
-    midpoint: 0 for equal exposures, growing with their ratio."""
-    sd_a, sd_b = sigma * mean_a, sigma * mean_b
-    mid, sd_mid = (mean_a + mean_b) / 2, torch.sqrt((sd_a**2 + sd_b**2) / 2)
-
-    def kl(mu, sd):  # KL(N(mu, sd^2) || N(mid, sd_mid^2))
-        return torch.log(sd_mid / sd) + (sd**2 + (mu - mid) ** 2) / (2 * sd_mid**2) - 0.5
-
-    return (kl(mean_a, sd_a) + kl(mean_b, sd_b)) / 2
-
-
-class SKFF(nn.Module):
-    """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
-
-    def __init__(self, channels: int, num_streams: int, reduction: int = 8):
-        super().__init__()
-        squeezed = max(int(channels / reduction), 4)
-        self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
-        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(num_streams)])
-
-    def forward(self, streams: list[torch.Tensor], shared: SharedStatistics | None = None) -> torch.Tensor:
-        pooled = sum(global_average_pool(s, shared) for s in streams)  # GAP of the sum = sum of the GAPs
-        squeezed = self.conv_du(pooled)
-        weights = torch.stack([fc(squeezed) for fc in self.fcs]).softmax(dim=0)
-        fused = streams[0] * weights[0]
-        for stream, weight in zip(streams[1:], weights[1:]):
-            fused.addcmul_(stream, weight)  # in place: one pass per stream, no temporaries
-        return fused
-
-
-class SpatialAttention(nn.Module):
-    """Spatial attention: a sigmoid map from the channel-wise max and mean, through one conv."""
-
-    def __init__(self, kernel_size: int = 5):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The (batch, 1, height, width) attention map that multiplies `x` (in the DAU's fusion)."""
-        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
-        return torch.sigmoid(self.conv(pooled))
-
-
-class ChannelAttention(nn.Module):
-    """Channel attention (squeeze-and-excitation): GAP -> 1x1 (C/r) -> ReLU -> 1x1 (C) -> sigmoid."""
-
-    def __init__(self, channels: int, reduction: int = 8):
-        super().__init__()
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-        """The (batch, channels, 1, 1) attention weights that multiply `x` (in the DAU's fusion)."""
-        return self.conv_du(global_average_pool(x, shared))
-
-
-class GatedFusion(nn.Conv2d):
-    """The DAU's 1x1 fusion convolution (2C -> C) of [features * spatial gate, features * channel gate].
-
-    A Conv2d (same `weight`, same init, same checkpoint keys) whose forward skips the concatenation: the per-pixel
-    spatial gate commutes with a 1x1 convolution, so it multiplies that half's output instead of its input. The weight
-    is only read inside this module's own forward, so offloading hooks (accelerate) load it when it is needed.
-    """
-
-    def forward(self, features, spatial_gate, channel_gate, residual):
-        w_spatial, w_channel = self.weight.chunk(2, dim=1)
-        fused = F.conv2d(features * channel_gate, w_channel, self.bias)
-        return fused.add_(residual).addcmul_(spatial_gate, F.conv2d(features, w_spatial))  # in place on a fresh output
-
-
-class DAU(nn.Module):
-    """Dual Attention Unit: conv-PReLU-conv features, spatial and channel attention in parallel, 1x1 fusion, residual."""
-
-    def __init__(self, channels: int, config: MIRNetConfig):
-        super().__init__()
-        k = config.kernel_size  # no biases here: the official DAU never passes `bias` on
-        self.body = nn.Sequential(conv(channels, channels, k), nn.PReLU(), conv(channels, channels, k))
-        self.spatial_attention = SpatialAttention(config.spatial_attention_kernel_size)
-        self.channel_attention = ChannelAttention(channels, config.reduction)
-        self.conv1x1 = GatedFusion(2 * channels, channels, 1, bias=False)
-
-    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-        res = self.body(x)
-        return self.conv1x1(res, self.spatial_attention(res), self.channel_attention(res, shared), x)
-
-
-class BlurPool(nn.Module):
-    """Anti-aliased stride-2 downsampling (Zhang, ICML 2019): reflect pad, [1,2,1]x[1,2,1]/16 depthwise blur."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        device = x.device.type
-        if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
-            return self.blur(x)
-        # autocast runs reflect padding in float32: two full-size casts that change no value. Cast once to the dtype
-        # the blur convolution would get anyway, and pad and blur in it.
-        with torch.autocast(device, enabled=False):
-            return self.blur(x.to(torch.get_autocast_dtype(device)))
-
-    @staticmethod
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        taps = x.new_tensor([1.0, 2.0, 1.0])
-        kernel = (torch.outer(taps, taps) / 16).expand(x.shape[1], 1, 3, 3)
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, stride=2, groups=x.shape[1])
-
-
-class ResidualDownSample(nn.Module):
-    """Residual down-sampling: (1x1-PReLU-3x3-PReLU-blurpool-1x1) + (blurpool-1x1), halving the resolution."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        self.top = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1, bias=False),
-            nn.PReLU(),
-            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
-            nn.PReLU(),
-            BlurPool(),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        )
-        self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.top(x).add_(self.bot(x))
-
-
-class ResidualUpSample(nn.Module):
-    """Residual up-sampling: (1x1-PReLU-transposed conv-PReLU-1x1) + (bilinear-1x1), doubling the resolution."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__()
-        self.top = nn.Sequential(
-            nn.Conv2d(in_channels, in_channels, 1, bias=False),
-            nn.PReLU(),
-            nn.ConvTranspose2d(in_channels, in_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.PReLU(),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        )
-        self.bot = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        upsample, project = self.bot
-        # bilinear interpolation and a 1x1 conv commute: project at low resolution, then interpolate
-        return self.top(x).add_(upsample(project(x)))
-
-
-def resampler(channels: list[int], source: int, target: int) -> nn.Sequential:
-    """Residual down- or up-sampling steps that take stream `source` to the resolution and width of `target`."""
-    step = 1 if target > source else -1
-    block = ResidualDownSample if step == 1 else ResidualUpSample
-    return nn.Sequential(*[block(channels[s], channels[s + step]) for s in range(source, target, step)])
-
-
-class MRB(nn.Module):
-    """Multi-scale Residual Block: parallel streams refined by DAUs, exchanging information through SKFF."""
-
-    def __init__(self, config: MIRNetConfig):
-        super().__init__()
-        self.num_streams, self.num_columns = config.num_streams, config.num_dau_columns
-        channels = config.stream_channels
-        distinct_columns = 1 if config.share_dau_columns else config.num_dau_columns
-        # daus[column][stream]; with share_dau_columns every column uses column 0 (as the official code does)
-        self.daus = nn.ModuleList(
-            [nn.ModuleList([DAU(c, config) for c in channels]) for _ in range(distinct_columns)]
-        )
-        self.skff = nn.ModuleList([SKFF(c, config.num_streams, config.skff_reduction) for c in channels])
-        levels = range(config.num_streams)
-        self.down = nn.ModuleDict(
-            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s < t}
-        )
-        self.up = nn.ModuleDict(
-            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s > t}
-        )
-        # the final fusion brings every stream back to full resolution with resamplers of its own
-        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.num_streams)})
-        # like the official code, `config.bias` reaches only this convolution and the model's conv_in/conv_out
-        self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=config.bias)
-
-    def dau(self, column: int, stream: int) -> DAU:
-        return self.daus[column if len(self.daus) > 1 else 0][stream]
-
-    def resample(self, x: torch.Tensor, source: int, target: int) -> torch.Tensor:
-        if source == target:
-            return x
-        table = self.down if source < target else self.up
-        return table[f"{source}_to_{target}"](x)
-
-    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-        # Column 0: each stream is the previous one downsampled, then refined by its DAU.
-        downsampled = {}  # (source, target) -> tensor, reused by the first mesh column
-        streams = [self.dau(0, 0)(x, shared)]
-        for level in range(1, self.num_streams):
-            downsampled[(level - 1, level)] = self.resample(streams[-1], level - 1, level)
-            streams.append(self.dau(0, level)(downsampled[(level - 1, level)], shared))
-        # Columns 1..num_columns-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
-        for column in range(1, self.num_columns):
-            fused = []
-            for target in range(self.num_streams):
-                inputs = [
-                    downsampled.get((source, target)) if column == 1 and (source, target) in downsampled
-                    else self.resample(streams[source], source, target)
-                    for source in range(self.num_streams)
-                ]
-                fused.append(self.skff[target](inputs, shared))
-            streams = [self.dau(column, level)(fused[level], shared) for level in range(self.num_streams)]
-        # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
-        full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.num_streams)]
-        return self.conv_out(self.skff[0](full, shared)).add_(x)
-
-
-class RRG(GradientCheckpointingLayer):
-    """Recursive Residual Group: MRBs followed by a 3x3 conv, with a residual connection.
-
-    The unit of gradient checkpointing (`model.activation_checkpointing_enable()`, or `gradient_checkpointing_enable()`
-    on older transformers): in training only each RRG's input is kept, and its inside is recomputed in the backward
-    pass. Also the unit a `device_map` never splits (see `_no_split_modules`).
-    """
-
-    def __init__(self, config: MIRNetConfig):
-        super().__init__()
-        self.mrbs = nn.ModuleList([MRB(config) for _ in range(config.num_mrb)])
-        self.conv = conv(config.num_features, config.num_features, 3, bias=False)
-
-    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
-        h = x
-        for mrb in self.mrbs:
-            h = mrb(h, shared)
-        return self.conv(h).add_(x)
-
-
+# ----------------------------------------------------------------------------------------------------------------
+# The network: conv -> RRGs -> conv, plus the input image
+# ----------------------------------------------------------------------------------------------------------------
 class MIRNetPreTrainedModel(PreTrainedModel):
     """Weight initialisation and loading conventions shared by MIRNet models."""
 
@@ -356,6 +78,12 @@ class MIRNetModel(MIRNetPreTrainedModel):
         # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
         self.channels_last: bool | None = None
         self.post_init()
+
+    def remove_checkerboard_(self) -> None:
+        """Make every up-sampler checkerboard-free (`checkerboard_free`); training keeps it so after each step."""
+        for module in self.modules():
+            if isinstance(module, ResidualUpSample):
+                module.remove_checkerboard_()
 
     def feature_memory_format(self, pixel_values: torch.Tensor) -> torch.memory_format:
         """The memory format of the feature maps for an input on `pixel_values.device` (see `channels_last`)."""
@@ -459,6 +187,321 @@ class MIRNetModel(MIRNetPreTrainedModel):
                 on_tile(1, 1)
             return reconstruction
         return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Recursive residual group and multi-scale residual block
+# ----------------------------------------------------------------------------------------------------------------
+class RRG(GradientCheckpointingLayer):
+    """Recursive Residual Group: MRBs followed by a 3x3 conv, with a residual connection.
+
+    The unit of gradient checkpointing (`model.activation_checkpointing_enable()`, or `gradient_checkpointing_enable()`
+    on older transformers): in training only each RRG's input is kept, and its inside is recomputed in the backward
+    pass. Also the unit a `device_map` never splits (see `_no_split_modules`).
+    """
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__()
+        self.mrbs = nn.ModuleList([MRB(config) for _ in range(config.num_mrb)])
+        self.conv = conv(config.num_features, config.num_features, 3, bias=False)
+
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+        h = x
+        for mrb in self.mrbs:
+            h = mrb(h, shared)
+        return self.conv(h).add_(x)
+
+
+class MRB(nn.Module):
+    """Multi-scale Residual Block: parallel streams refined by DAUs, exchanging information through SKFF."""
+
+    def __init__(self, config: MIRNetConfig):
+        super().__init__()
+        self.num_streams, self.num_columns = config.num_streams, config.num_dau_columns
+        channels = config.stream_channels
+        distinct_columns = 1 if config.share_dau_columns else config.num_dau_columns
+        # daus[column][stream]; with share_dau_columns every column uses column 0 (as the official code does)
+        self.daus = nn.ModuleList(
+            [nn.ModuleList([DAU(c, config) for c in channels]) for _ in range(distinct_columns)]
+        )
+        self.skff = nn.ModuleList([SKFF(c, config.num_streams, config.skff_reduction) for c in channels])
+        levels = range(config.num_streams)
+        self.down = nn.ModuleDict(
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s < t}
+        )
+        self.up = nn.ModuleDict(
+            {f"{s}_to_{t}": resampler(channels, s, t) for s in levels for t in levels if s > t}
+        )
+        # the final fusion brings every stream back to full resolution with resamplers of its own
+        self.last_up = nn.ModuleDict({f"{s}": resampler(channels, s, 0) for s in range(1, config.num_streams)})
+        # like the official code, `config.bias` reaches only this convolution and the model's conv_in/conv_out
+        self.conv_out = nn.Conv2d(channels[0], channels[0], 3, padding=1, bias=config.bias)
+
+    def dau(self, column: int, stream: int) -> "DAU":
+        return self.daus[column if len(self.daus) > 1 else 0][stream]
+
+    def resample(self, x: torch.Tensor, source: int, target: int) -> torch.Tensor:
+        if source == target:
+            return x
+        table = self.down if source < target else self.up
+        return table[f"{source}_to_{target}"](x)
+
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+        # Column 0: each stream is the previous one downsampled, then refined by its DAU.
+        downsampled = {}  # (source, target) -> tensor, reused by the first mesh column
+        streams = [self.dau(0, 0)(x, shared)]
+        for level in range(1, self.num_streams):
+            downsampled[(level - 1, level)] = self.resample(streams[-1], level - 1, level)
+            streams.append(self.dau(0, level)(downsampled[(level - 1, level)], shared))
+        # Columns 1..num_columns-1: every stream fuses all streams resampled to its scale (SKFF), then its DAU.
+        for column in range(1, self.num_columns):
+            fused = []
+            for target in range(self.num_streams):
+                inputs = [
+                    downsampled.get((source, target)) if column == 1 and (source, target) in downsampled
+                    else self.resample(streams[source], source, target)
+                    for source in range(self.num_streams)
+                ]
+                fused.append(self.skff[target](inputs, shared))
+            streams = [self.dau(column, level)(fused[level], shared) for level in range(self.num_streams)]
+        # Back to full resolution; the official code reuses the first stream's SKFF for this fusion.
+        full = [streams[0]] + [self.last_up[f"{level}"](streams[level]) for level in range(1, self.num_streams)]
+        return self.conv_out(self.skff[0](full, shared)).add_(x)
+
+
+def resampler(channels: list[int], source: int, target: int) -> nn.Sequential:
+    """Residual down- or up-sampling steps that take stream `source` to the resolution and width of `target`."""
+    step = 1 if target > source else -1
+    block = ResidualDownSample if step == 1 else ResidualUpSample
+    return nn.Sequential(*[block(channels[s], channels[s + step]) for s in range(source, target, step)])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inside an MRB: fusion (SKFF) and refinement (DAU)
+# ----------------------------------------------------------------------------------------------------------------
+class SKFF(nn.Module):
+    """Selective Kernel Feature Fusion: a softmax across streams, per channel, weights the sum of the streams."""
+
+    def __init__(self, channels: int, num_streams: int, reduction: int = 8):
+        super().__init__()
+        squeezed = max(int(channels / reduction), 4)
+        self.conv_du = nn.Sequential(nn.Conv2d(channels, squeezed, 1, bias=False), nn.PReLU())
+        self.fcs = nn.ModuleList([nn.Conv2d(squeezed, channels, 1, bias=False) for _ in range(num_streams)])
+
+    def forward(self, streams: list[torch.Tensor], shared: SharedStatistics | None = None) -> torch.Tensor:
+        pooled = sum(global_average_pool(s, shared) for s in streams)  # GAP of the sum = sum of the GAPs
+        squeezed = self.conv_du(pooled)
+        weights = torch.stack([fc(squeezed) for fc in self.fcs]).softmax(dim=0)
+        fused = streams[0] * weights[0]
+        for stream, weight in zip(streams[1:], weights[1:]):
+            fused.addcmul_(stream, weight)  # in place: one pass per stream, no temporaries
+        return fused
+
+
+class DAU(nn.Module):
+    """Dual Attention Unit: conv-PReLU-conv features, spatial and channel attention in parallel, 1x1 fusion, residual."""
+
+    def __init__(self, channels: int, config: MIRNetConfig):
+        super().__init__()
+        k = config.kernel_size  # no biases here: the official DAU never passes `bias` on
+        self.body = nn.Sequential(conv(channels, channels, k), nn.PReLU(), conv(channels, channels, k))
+        self.spatial_attention = SpatialAttention(config.spatial_attention_kernel_size)
+        self.channel_attention = ChannelAttention(channels, config.reduction)
+        self.conv1x1 = GatedFusion(2 * channels, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+        res = self.body(x)
+        return self.conv1x1(res, self.spatial_attention(res), self.channel_attention(res, shared), x)
+
+
+class SpatialAttention(nn.Module):
+    """Spatial attention: a sigmoid map from the channel-wise max and mean, through one conv."""
+
+    def __init__(self, kernel_size: int = 5):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The (batch, 1, height, width) attention map that multiplies `x` (in the DAU's fusion)."""
+        pooled = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return torch.sigmoid(self.conv(pooled))
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention (squeeze-and-excitation): GAP -> 1x1 (C/r) -> ReLU -> 1x1 (C) -> sigmoid."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor, shared: SharedStatistics | None = None) -> torch.Tensor:
+        """The (batch, channels, 1, 1) attention weights that multiply `x` (in the DAU's fusion)."""
+        return self.conv_du(global_average_pool(x, shared))
+
+
+class GatedFusion(nn.Conv2d):
+    """The DAU's 1x1 fusion convolution (2C -> C) of [features * spatial gate, features * channel gate].
+
+    A Conv2d (same `weight`, same init, same checkpoint keys) whose forward skips the concatenation: the per-pixel
+    spatial gate commutes with a 1x1 convolution, so it multiplies that half's output instead of its input. The weight
+    is only read inside this module's own forward, so offloading hooks (accelerate) load it when it is needed.
+    """
+
+    def forward(self, features, spatial_gate, channel_gate, residual):
+        w_spatial, w_channel = self.weight.chunk(2, dim=1)
+        fused = F.conv2d(features * channel_gate, w_channel, self.bias)
+        return fused.add_(residual).addcmul_(spatial_gate, F.conv2d(features, w_spatial))  # in place on a fresh output
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Between streams: residual down- and up-sampling
+# ----------------------------------------------------------------------------------------------------------------
+class ResidualDownSample(nn.Module):
+    """Residual down-sampling: (1x1-PReLU-3x3-PReLU-blurpool-1x1) + (blurpool-1x1), halving the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.top = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
+            nn.PReLU(),
+            BlurPool(),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+        self.bot = nn.Sequential(BlurPool(), nn.Conv2d(in_channels, out_channels, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.top(x).add_(self.bot(x))
+
+
+class BlurPool(nn.Module):
+    """Anti-aliased stride-2 downsampling (Zhang, ICML 2019): reflect pad, [1,2,1]x[1,2,1]/16 depthwise blur."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+            return self.blur(x)
+        # autocast runs reflect padding in float32: two full-size casts that change no value. Cast once to the dtype
+        # the blur convolution would get anyway, and pad and blur in it.
+        with torch.autocast(device, enabled=False):
+            return self.blur(x.to(torch.get_autocast_dtype(device)))
+
+    @staticmethod
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        taps = x.new_tensor([1.0, 2.0, 1.0])
+        kernel = (torch.outer(taps, taps) / 16).expand(x.shape[1], 1, 3, 3)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, stride=2, groups=x.shape[1])
+
+
+class ResidualUpSample(nn.Module):
+    """Residual up-sampling: (1x1-PReLU-transposed conv-PReLU-1x1) + (bilinear-1x1), doubling the resolution."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.top = nn.Sequential(
+            nn.Conv2d(in_channels, in_channels, 1, bias=False),
+            nn.PReLU(),
+            nn.ConvTranspose2d(in_channels, in_channels, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.PReLU(),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+        self.bot = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        upsample, project = self.bot
+        # bilinear interpolation and a 1x1 conv commute: project at low resolution, then interpolate
+        return self.top(x).add_(upsample(project(x)))
+
+    @torch.no_grad()
+    def remove_checkerboard_(self) -> None:
+        """Project the transposed conv onto the kernels that turn a flat input into a flat output (no grid)."""
+        transposed = self.top[2]
+        transposed.weight.copy_(checkerboard_free(transposed.weight))
+
+
+def checkerboard_free(weight: torch.Tensor) -> torch.Tensor:
+    """The nearest (least-squares) 3x3 stride-2 transposed-conv kernels whose four output phases sum alike.
+
+    With stride 2 and padding 1, an output pixel at (even, even) gets the kernel's centre tap, (even, odd) and
+    (odd, even) its two edge taps, (odd, odd) its four corners. A flat input comes out as a 2-pixel pattern (a 4-pixel
+    grid once the 1/4-resolution stream reaches full resolution) unless the four sums are equal; shifting each phase's
+    taps alike, by the least squares amount, makes them equal and leaves the layer otherwise as close as possible.
+    """
+    centre, edge = torch.tensor([0.0, 1.0, 0.0]), torch.tensor([1.0, 0.0, 1.0])
+    masks = torch.stack([torch.outer(a, b) for a in (centre, edge) for b in (centre, edge)]).to(weight)  # (4, 3, 3)
+    taps = masks.sum(dim=(1, 2))  # 1, 2, 2, 4
+    sums = torch.einsum("iohw,phw->iop", weight, masks)
+    common = (sums / taps).sum(-1, keepdim=True) / taps.reciprocal().sum()
+    return weight + torch.einsum("iop,phw->iohw", (common - sums) / taps, masks)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks and training losses
+# ----------------------------------------------------------------------------------------------------------------
+def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
+    """A 'same'-padded convolution, as used throughout MIRNet."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3):
+    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1, RMSE or GT-mean."""
+    if loss_type == "gt_mean":
+        return gt_mean_loss(prediction, target, eps)
+    diff = prediction.float() - target.float()
+    if loss_type == "charbonnier":
+        return charbonnier(diff, eps).mean()
+    if loss_type == "l1":
+        return diff.abs().mean()
+    if loss_type == "rmse":
+        return torch.sqrt((diff * diff).mean())
+    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1', 'rmse' or 'gt_mean'")
+
+
+def charbonnier(diff: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.sqrt(diff * diff + eps * eps)
+
+
+def gt_mean_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3, sigma: float = 0.1) -> torch.Tensor:
+    """GT-mean loss (Liao et al., ICCV 2025) over Charbonnier: per image, a blend of the loss on the output and on the
+    output rescaled to the reference's mean gray level. The blend weight is the Jensen-Shannon divergence between
+    Gaussians N(mean, (sigma * mean)^2) of the two mean gray levels (no gradient, clipped to [0, 1]): an output whose
+    exposure is far off is trained on its exposure, one whose exposure is close on its structure."""
+    prediction, target = prediction.float(), target.float()
+    mean_out, mean_ref = mean_gray(prediction).clamp_min(1e-4), mean_gray(target).clamp_min(1e-4)
+    weight = exposure_divergence(mean_out.detach(), mean_ref, sigma).clamp(0, 1).view(-1, 1, 1, 1)
+    rescaled = (prediction * (mean_ref / mean_out).view(-1, 1, 1, 1)).clamp(0, 1)
+    per_pixel = weight * charbonnier(prediction - target, eps) + (1 - weight) * charbonnier(rescaled - target, eps)
+    return per_pixel.mean()
+
+
+REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
+
+
+def mean_gray(images: torch.Tensor) -> torch.Tensor:
+    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
+    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1).flatten(1).mean(1)
+
+
+def exposure_divergence(mean_a: torch.Tensor, mean_b: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Jensen-Shannon divergence between N(a, (sigma a)^2) and N(b, (sigma b)^2), each against their moment-matched
+    midpoint: 0 for equal exposures, growing with their ratio."""
+    sd_a, sd_b = sigma * mean_a, sigma * mean_b
+    mid, sd_mid = (mean_a + mean_b) / 2, torch.sqrt((sd_a**2 + sd_b**2) / 2)
+
+    def kl(mu, sd):  # KL(N(mu, sd^2) || N(mid, sd_mid^2))
+        return torch.log(sd_mid / sd) + (sd**2 + (mu - mid) ** 2) / (2 * sd_mid**2) - 0.5
+
+    return (kl(mean_a, sd_a) + kl(mean_b, sd_b)) / 2
 
 
 __all__ = [
