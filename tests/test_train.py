@@ -400,7 +400,7 @@ def test_training_samples_whole_photos_well_lit_pairs_and_exposure_jitter():
     mixed = train.RandomPairCrops(pairs, 16, flip=True, well_lit_share=0.3, exposure_jitter=1.5)
     items = [mixed[i % 3] for i in range(400)]
     identity = [torch.equal(item["pixel_values"], item["labels"]) for item in items]
-    assert 0.2 < np.mean(identity) < 0.4
+    assert 0.2 < np.mean(identity) < 0.4 and [item["well_lit"] for item in items] == identity
     for item, same in zip(items, identity):
         assert item["pixel_values"].shape == (3, 16, 16)
         if same:
@@ -415,11 +415,29 @@ def test_training_samples_whole_photos_well_lit_pairs_and_exposure_jitter():
     assert all(not torch.equal(plain[0]["pixel_values"], plain[0]["labels"]) and plain[0]["exposure_stops"] == 0 for _ in range(20))
 
 
+def test_well_lit_pairs_can_have_their_own_loss():
+    """pair_loss: --loss_type on the dark pairs, --well_lit_loss_type on the well-lit ones, weighted by their counts;
+    with one type for both it is that loss over the whole batch."""
+    from types import SimpleNamespace
+
+    from modeling_mirnet import enhancement_loss
+
+    train = load_script("train")
+    torch.manual_seed(0)
+    prediction, labels = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8)
+    well_lit = torch.tensor([True, False, False, False])
+    mixed = train.pair_loss(prediction, labels, well_lit, SimpleNamespace(loss_type="gt_mean", well_lit_loss_type="l1"), 1e-3)
+    expected = (3 * enhancement_loss(prediction[1:], labels[1:], "gt_mean") + enhancement_loss(prediction[:1], labels[:1], "l1")) / 4
+    assert mixed.item() == pytest.approx(expected.item(), rel=1e-6)
+    same = train.pair_loss(prediction, labels, well_lit, SimpleNamespace(loss_type="l1", well_lit_loss_type="l1"), 1e-3)
+    assert same.item() == pytest.approx(enhancement_loss(prediction, labels, "l1").item(), rel=1e-6)
+
+
 def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exactly(dataset_dir, tmp_path):
     """The exposure recipe end to end (whole photos, well-lit share, jitter, GT-mean loss): interrupted and resumed
     equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
-              "--loss_type", "gt_mean", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+              "--loss_type", "gt_mean", "--well_lit_loss_type", "charbonnier", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
                  [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):

@@ -50,7 +50,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
 
-from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel
+from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, enhancement_loss
 from modeling_mirnet.configuration_mirnet import LOSS_TYPES
 from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--loss_type", choices=LOSS_TYPES, default=config.loss_type,
                      help="gt_mean: the GT-mean loss over Charbonnier (exposure and structure weighed per image)")
+    opt.add_argument("--well_lit_loss_type", choices=LOSS_TYPES, default=None,
+                     help="loss on the --well_lit_share pairs (default: --loss_type); the GT-mean loss forgives a small "
+                          "exposure error, which a well-lit photo must not get")
     opt.add_argument("--learning_rate", type=float, default=1e-4)
     opt.add_argument("--lr_scheduler", choices=["plateau", "cosine", "constant"], default="plateau")
     opt.add_argument("--plateau_factor", type=float, default=0.5)
@@ -220,7 +223,7 @@ class RandomPairCrops(torch.utils.data.Dataset):
             x = y
         elif self.exposure_jitter:
             stops = (torch.rand(()) * 2 - 1) * self.exposure_jitter
-        return {"pixel_values": x.contiguous(), "labels": y.contiguous(), "exposure_stops": stops}
+        return {"pixel_values": x.contiguous(), "labels": y.contiguous(), "exposure_stops": stops, "well_lit": x is y}
 
 
 def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
@@ -336,6 +339,16 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
     rows = gather_object([tuple(values) for values in zip(scores["loss"], scores["psnr"], scores["ssim"], scores["psnr_gt_mean"])])
     loss, p, s, g = (float(np.mean([r[k] for r in rows])) for k in range(4))
     return {"val_loss": loss, "val_psnr": p, "val_ssim": s, "val_psnr_gt_mean": g}
+
+
+def pair_loss(prediction: torch.Tensor, labels: torch.Tensor, well_lit: torch.Tensor, args, eps: float) -> torch.Tensor:
+    """--loss_type on the dark pairs and --well_lit_loss_type on the well-lit ones, each weighted by its share of the
+    batch (the images of a batch have one size, so this is the mean over all pixels)."""
+    loss = prediction.new_zeros((), dtype=torch.float32)
+    for mask, loss_type in ((~well_lit, args.loss_type), (well_lit, args.well_lit_loss_type)):
+        if mask.any():
+            loss = loss + enhancement_loss(prediction[mask], labels[mask], loss_type, eps) * (mask.sum() / mask.numel())
+    return loss
 
 
 def batch_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -470,6 +483,8 @@ def train(args) -> int:
         accelerator.print(f"nothing to do: {state['epoch']} of {args.epochs} epochs already done")
     accelerator.init_trackers("mirnet", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
+    split_loss = args.well_lit_share > 0 and args.well_lit_loss_type not in (None, args.loss_type)
+    eps = unwrapped.config.charbonnier_eps
     started = time.monotonic()
     for epoch in range(state["epoch"] + 1, args.epochs + 1):
         epoch_started = time.monotonic()
@@ -483,8 +498,9 @@ def train(args) -> int:
             if args.exposure_jitter:
                 pixel_values = scale_exposure(pixel_values, batch["exposure_stops"])
             with accelerator.autocast():
-                out = model(pixel_values, labels=labels)
-            accelerator.backward(out.loss)
+                out = model(pixel_values, labels=None if split_loss else labels)
+            loss = out.loss if not split_loss else pair_loss(out.reconstruction, labels, batch["well_lit"], args, eps)
+            accelerator.backward(loss)
             if args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
@@ -497,9 +513,9 @@ def train(args) -> int:
                 scheduler.step()
             state["global_step"] += 1
             if step == 0:  # the epoch's first batch and step (with --dynamo_backend: includes compiling)
-                out.loss.item()  # waits for the device
+                loss.item()  # waits for the device
                 first_step_seconds = time.monotonic() - epoch_started
-            losses.append(out.loss.detach())
+            losses.append(loss.detach())
             psnrs.append(batch_psnr(out.reconstruction, labels))
             if state["global_step"] % 10 == 0:
                 progress.set_postfix(loss=f"{float(losses[-1]):.4f}")
