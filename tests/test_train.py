@@ -144,16 +144,16 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
 # (max_val=255 convention) and min val loss; None where the study has no figure.
 SEED_STUDY = {
     1: ({}, 50, 67.5981, 0.0983), 2: ({}, 70, 67.8371, 0.1016), 3: ({"batch_size": 8}, 50, None, None),
-    4: ({"crop_size": 256}, 50, None, None), 5: ({"loss": "rmse"}, 50, 68.2198, None),
+    4: ({"crop_size": 256}, 50, None, None), 5: ({"loss_type": "rmse"}, 50, 68.2198, None),
     6: ({"learning_rate": 1e-3}, 50, 65.4208, 0.1269), 7: ({"learning_rate": 1e-5}, 50, 67.083, 0.1049),
     8: ({"num_mrb": 3}, 50, 68.3952, 0.0965), 9: ({"num_features": 32}, 50, 68.1555, 0.0977),
     10: ({"num_features": 96}, 50, 67.8281, 0.1009), 11: ({"num_streams": 4}, 50, 67.8437, 0.099),
     12: ({"num_rrg": 1, "num_mrb": 1}, 50, 67.083, 0.1049), 13: ({}, 70, 66.0102, 0.1217),
-    14: ({"learning_rate": 1e-5}, 70, 66.3333, 0.1244), 15: ({"loss": "rmse"}, 70, 66.0102, 0.1217),
+    14: ({"learning_rate": 1e-5}, 70, 66.3333, 0.1244), 15: ({"loss_type": "rmse"}, 70, 66.0102, 0.1217),
     16: ({"num_rrg": 4, "num_mrb": 3}, 70, 66.3105, 0.1217), 17: ({"num_rrg": 2}, 70, 66.0889, 0.1217),
     18: ({"num_rrg": 4}, 70, 66.5826, 0.1262), 19: ({"num_features": 32}, 70, 66.3105, 0.1223),
 }
-DEFAULT_RECIPE = {"loss": "charbonnier", "learning_rate": 1e-4, "batch_size": 4, "crop_size": 128, "num_rrg": 3, "num_mrb": 2,
+DEFAULT_RECIPE = {"loss_type": "charbonnier", "learning_rate": 1e-4, "batch_size": 4, "crop_size": 128, "num_rrg": 3, "num_mrb": 2,
                   "num_features": 64, "num_streams": 3, "num_dau_columns": 2}
 
 
