@@ -18,7 +18,8 @@ compiles the training step (reduce-overhead: CUDA graphs of the fixed-shape step
 step's seconds (`first_step_seconds`: with compilation, the compile time). Validation always runs the plain module.
 Exposure (issue 20): `--whole_images` trains on whole photos, so the global pools of SKFF and channel attention see the
 scene as they do at inference; `--well_lit_share` mixes in references as both input and target (well-lit photos must
-come out unchanged); `--exposure_jitter` changes each dark input's exposure (the target kept); `--loss_type gt_mean`.
+come out unchanged; `--well_lit_loss_type` gives them their own loss); `--exposure_jitter` changes each dark input's
+exposure (the target kept); `--loss_type gt_mean`; `--checkerboard_free` keeps the up-samplers from drawing a grid.
 Mixed precision comes from the launcher (`accelerate launch --mixed_precision bf16`), never from this file; on a CPU
 without native bf16 the run warns that fp32 would be faster. For speed, the pairs are decoded once into uint8 tensors
 (random crops are cut from memory), Adam is fused where torch has it, and validation (every `--eval_every` epochs and
