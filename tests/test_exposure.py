@@ -108,6 +108,8 @@ def test_well_lit_benchmark_feeds_references_and_reports_the_goals(tiny_model_di
     image = PIL.Image.open(tmp_path / "pairs" / "high" / "1.png")
     assert rows["psnr"][1] == pytest.approx(psnr(enhance(image), image), abs=1e-3)
     assert all(math.isfinite(v) and v > 0 for v in rows["ratio"])
+    added = max(g / i for g, i in zip(rows["grid"], rows["input_grid"]))
+    assert report["summary"]["models"]["tiny"]["worst_grid_added"] == pytest.approx(added)
 
 
 # ------------------------------------------------------------------------------------------ brightness and strength
