@@ -102,19 +102,27 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         model_name=model_id, eval_results=results,
     )
     hyper = {k: v for k, v in args.items() if k not in NOT_HYPERPARAMETERS}
+    if best.get("val_psnr") is not None:
+        gt_mean = f"{best['val_psnr_gt_mean']:.2f}" if best.get("val_psnr_gt_mean") is not None else "n/a"
+        selection = "\n".join([
+            f"Epoch {state['best_epoch']} of {state['epoch']}, chosen by validation PSNR on all pairs of the "
+            f"`{validation_split}` split (whole images):",
+            "",
+            "| PSNR (dB) | SSIM | PSNR, GT-mean (dB) | loss |",
+            "|---|---|---|---|",
+            f"| {best['val_psnr']:.2f} | {best['val_ssim']:.4f} | {gt_mean} | {best['val_loss']:.5f} |",
+        ])
+    else:  # a final fit (train.py --validation_split none): every pair trains it, nothing is selected
+        selection = (f"Epoch {state['best_epoch']} of {state['epoch']}: the last one, not validated (every pair of "
+                     f"`{args.get('train_split', 'train')}` trained it; the recipe and the epoch count come from an "
+                     "earlier, validated run).")
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         model_id=model_id,
         experiment=args.get("experiment") or "custom run",
         dataset=dataset,
-        validation_split=validation_split,
-        best_epoch=state["best_epoch"],
-        epochs_run=state["epoch"],
-        val_psnr=f"{best['val_psnr']:.2f}",
-        val_ssim=f"{best['val_ssim']:.4f}",
-        val_psnr_gt_mean=f"{best['val_psnr_gt_mean']:.2f}" if best.get("val_psnr_gt_mean") is not None else "n/a",
-        val_loss=f"{best['val_loss']:.5f}",
+        selection=selection,
         test_table=test_table,
         well_lit_table=well_lit_section(well_lit),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),

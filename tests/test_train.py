@@ -229,6 +229,8 @@ def test_sweep_table_shows_published_true_and_ours(tmp_path):
         (["--validation_split", "dev"], "no split 'dev'"),
         (["--crop_size", "64"], "smaller than --crop_size 64"),
         (["--init_from", "/no/such/model"], "no such model folder"),
+        (["--train_split", "train+dev"], "no split 'dev'"),
+        (["--validation_split", "none"], "--lr_scheduler plateau steps on validation PSNR"),
     ],
 )
 def test_bad_input_is_reported(dataset_dir, tmp_path, extra, message):
@@ -237,6 +239,25 @@ def test_bad_input_is_reported(dataset_dir, tmp_path, extra, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_final_fit_trains_on_both_splits_and_exports_the_last_epoch(dataset_dir, tmp_path):
+    """--train_split train+validation --validation_split none (the final fit): all 6 pairs train, nothing is
+    validated, and model/ holds the last epoch's weights with a card that says they were not selected."""
+    out = tmp_path / "fit"
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--lr_scheduler", "cosine",
+                  "--train_split", "train+validation", "--validation_split", "none", "--output_dir", str(out),
+                  "--report_to", "none"], launcher=[sys.executable])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "decoded 6 training and 0 validation pairs" in result.stdout
+    assert "no validation split: the last epoch (2)" in result.stdout
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["best_epoch"] == 2 and all(h["val_psnr"] is None for h in state["history"])
+    exported = load_file(out / "model" / "model.safetensors")
+    last = load_file(out / "checkpoints" / "epoch_0002" / "model.safetensors")  # no EMA: the trained weights
+    assert exported.keys() == last.keys() and all(torch.equal(exported[k], last[k]) for k in last)
+    card = (out / "model" / "README.md").read_text()
+    assert "Epoch 2 of 2: the last one, not validated" in card and "`train+validation`" in card
 
 
 def test_sweep_runs_configs_and_writes_table(dataset_dir, tmp_path):

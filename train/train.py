@@ -27,7 +27,8 @@ after the last) scores whole images on the device with the loop evaluate.py uses
 
 What a run writes to --output_dir:
     checkpoints/epoch_NNNN/   accelerate state (weights, optimizer, scheduler, RNG) + trainer_state.json, every epoch
-    model/                    the best epoch's model (by validation PSNR): save_pretrained + image processor + code,
+    model/                    the best epoch's model (by validation PSNR; the last epoch with --validation_split none):
+                              save_pretrained + image processor + code,
                               a model card (README.md), the curves and training_args.json (flags, command, commit);
                               ready for `push_to_hub`, or for train/package_model.py to add test-split figures
     trainer_state.json        per-epoch history (train/validation loss, PSNR, GT-mean PSNR, SSIM, lr; train, first-step,
@@ -73,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML or JSON file of flag values (keys = flag names without --)")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", help="folder written by prepare_dataset.py, a Hub dataset id, or a low/+high/ folder")
-    data.add_argument("--train_split", default="train")
-    data.add_argument("--validation_split", default="validation")
+    data.add_argument("--train_split", default="train",
+                      help="split to train on; 'a+b' trains on both (the final fit: train+validation)")
+    data.add_argument("--validation_split", default="validation",
+                      help="split to validate and select on; 'none' validates nothing and exports the last epoch "
+                           "(a final fit whose recipe and epoch count were chosen by an earlier validated run)")
     data.add_argument("--crop_size", type=int, default=128, help="side of the random paired training crops")
     data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False, help="random horizontal/vertical flips")
     data.add_argument("--whole_images", action=argparse.BooleanOptionalAction, default=False,
@@ -150,6 +154,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             parser.error(f"--{name} must be positive, got {getattr(args, name)}")
     if args.ema_decay is not None and not 0 < args.ema_decay < 1:
         parser.error(f"--ema_decay must be between 0 and 1 (e.g. 0.999), got {args.ema_decay}")
+    if args.validation_split == "none" and args.lr_scheduler == "plateau":
+        parser.error("--lr_scheduler plateau steps on validation PSNR: use cosine or constant with --validation_split none")
     if not 0 <= args.well_lit_share < 1:
         parser.error(f"--well_lit_share must be in [0, 1), got {args.well_lit_share}")
     if args.exposure_jitter < 0:
@@ -228,9 +234,12 @@ class RandomPairCrops(torch.utils.data.Dataset):
 
 
 def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
-    """Decode a split once (PIL -> uint8 tensors); a pair whose images differ in size is a DataError."""
+    """Decode a split once (PIL -> uint8 tensors), 'a+b' as both in order; a pair whose images differ in size is a
+    DataError."""
+    import datasets
+
     try:
-        return decode_pairs(dataset[split], limit)
+        return decode_pairs(datasets.concatenate_datasets([dataset[part] for part in split.split("+")]), limit)
     except ValueError as err:
         raise DataError(f"split {split!r}: {err}") from None
 
@@ -431,7 +440,8 @@ def train(args) -> int:
                           "fp32 here; launch with --mixed_precision no")
 
     dataset = load_pairs(args.dataset)
-    for split in (args.train_split, args.validation_split):
+    validating = args.validation_split != "none"
+    for split in args.train_split.split("+") + ([args.validation_split] if validating else []):
         if split not in dataset:
             raise DataError(f"{args.dataset}: no split {split!r} (has {', '.join(dataset)})")
     resume_dir = find_resume_dir(args)
@@ -442,7 +452,7 @@ def train(args) -> int:
                         f"(found {len({low.shape for low in train_pairs.lows})}); use --batch_size 1")
     train_set = RandomPairCrops(train_pairs, None if args.whole_images else args.crop_size, args.flip, args.well_lit_share,
                                 args.exposure_jitter, size_divisor=2 ** (args.num_streams - 1))
-    val_pairs = decode_split(dataset, args.validation_split, args.max_validation_images)
+    val_pairs = decode_split(dataset, args.validation_split, args.max_validation_images) if validating else []
     accelerator.print(f"decoded {len(train_set)} training and {len(val_pairs)} validation pairs in {time.monotonic() - decode_started:.1f} s; "
                       f"training on {accelerator.num_processes} process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}")
     if len(train_set) < args.batch_size:
@@ -530,7 +540,7 @@ def train(args) -> int:
         if args.time_budget_minutes and (elapsed + train_seconds) / 60 > args.time_budget_minutes and epoch < args.epochs:
             accelerator.set_trigger()
         stopping = accelerator.check_trigger() or epoch == args.stop_after_epoch
-        validate_now = epoch % args.eval_every == 0 or epoch == args.epochs or stopping
+        validate_now = validating and (epoch % args.eval_every == 0 or epoch == args.epochs or stopping)
 
         validation_started = time.monotonic()
         metrics = {"val_loss": None, "val_psnr": None, "val_ssim": None, "val_psnr_gt_mean": None}
@@ -551,8 +561,10 @@ def train(args) -> int:
                         f" gt-mean psnr {metrics['val_psnr_gt_mean']:.2f} ({validation_seconds:.0f} s)")
         accelerator.print(message + f" | lr {record['lr']:.2e}")
         checkpoint_started = time.monotonic()
-        if validate_now and metrics["val_psnr"] > state["best_val_psnr"]:
-            state["best_val_psnr"], state["best_epoch"] = metrics["val_psnr"], epoch
+        if (validate_now and metrics["val_psnr"] > state["best_val_psnr"]) or not validating:  # no validation: the last
+            state["best_epoch"] = epoch
+            if validating:
+                state["best_val_psnr"] = metrics["val_psnr"]
             if accelerator.is_main_process:
                 save_for_hub(evaluated, output_dir / "model", processor)
         record["checkpoint_seconds"] = 0.0
@@ -579,8 +591,10 @@ def train(args) -> int:
         record = training_record(args)
         write_json(model_dir / "training_args.json", record)
         write_model_card(model_dir, record, state, model_id=output_dir.name)
-        if state["epoch"] >= args.epochs:
+        if state["epoch"] >= args.epochs and validating:
             accelerator.print(f"best epoch {state['best_epoch']}: validation PSNR {state['best_val_psnr']:.2f} dB -> {model_dir}")
+        elif state["epoch"] >= args.epochs:
+            accelerator.print(f"no validation split: the last epoch ({state['best_epoch']}) -> {model_dir}")
         if args.push_to_hub and state["epoch"] >= args.epochs:
             from modeling_mirnet.hub import push_folder_to_hub
 
