@@ -26,11 +26,12 @@ from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs  # 
 from modeling_mirnet.inference import load_mirnet, precision_name, resolve_dtype  # noqa: E402
 from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 from modeling_mirnet.metrics import grid_score, mean_gray  # noqa: E402
+from modeling_mirnet.modeling_mirnet import BORDER_MARGIN  # noqa: E402
 
 GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid": 2.5}
 
 
-def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype) -> dict[str, list[float]]:
+def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype, margin: int = BORDER_MARGIN) -> dict[str, list[float]]:
     """Per image: PSNR(output, input), output/input mean gray, the output's and the input's grid score."""
     rows = {"ratio": [0.0] * len(references), "grid": [0.0] * len(references), "input_grid": [0.0] * len(references)}
 
@@ -39,7 +40,8 @@ def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype) -> dict[s
         rows["ratio"][index] = float(mean_gray(output) / mean_gray(source).clamp_min(1e-6))
         rows["grid"][index], rows["input_grid"][index] = float(grid_score(output)), float(grid_score(source))
 
-    scores = score_pairs(model, references, batch_size=1, autocast_dtype=dtype, compute_ssim=False, on_output=measure)
+    scores = score_pairs(model, references, batch_size=1, autocast_dtype=dtype, compute_ssim=False, on_output=measure,
+                         margin=margin)
     return {"psnr": scores["psnr"], **rows}
 
 
@@ -59,7 +61,7 @@ def meets_goals(s: dict[str, float]) -> bool:
 def section(args, results: dict, dtype: torch.dtype) -> str:
     lines = ["<!-- well-lit:start -->", "## Well-lit photos: do no harm", "",
              f"`python benchmarks/well_lit.py {' '.join(args.argv)}`: the {results['count']} references of the "
-             f"`{args.split}` split of `{args.dataset}` given as inputs ({precision_name(dtype)}, whole images). Goals: "
+             f"`{args.split}` split of `{args.dataset}` given as inputs ({precision_name(dtype)}, whole images, mirrored margin {args.margin} px). Goals: "
              f"PSNR(output, input) >= {GOALS['psnr']:.0f} dB, mean-gray ratio {GOALS['ratio'][0]}-{GOALS['ratio'][1]}, "
              f"worst grid score <= {GOALS['grid']} (the inputs' own worst: {results['worst_input_grid']:.2f}).", "",
              "| model | median PSNR(output, input) | median output / input mean gray | worst grid score (median) | "
@@ -79,6 +81,8 @@ def main(argv=None):
     parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: what inference picks here)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--limit", type=int, default=None, help="the first N references only")
+    parser.add_argument("--margin", type=int, default=BORDER_MARGIN,
+                        help=f"pixels mirrored around each photo, as inference does (default {BORDER_MARGIN}; 0: none)")
     parser.add_argument("--json", help="also write the per-image figures here")
     parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -93,7 +97,7 @@ def main(argv=None):
     results, per_image = {"count": len(references), "models": {}}, {}
     for label, source in parse_model_specs(args.model).items():
         model, _ = load_mirnet(source)
-        per_image[label] = rows = well_lit_scores(model, references, dtype)
+        per_image[label] = rows = well_lit_scores(model, references, dtype, args.margin)
         results["models"][label] = summary(rows)
         results["worst_input_grid"] = results["models"][label]["worst_input_grid"]
     if args.json:

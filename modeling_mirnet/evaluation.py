@@ -16,7 +16,7 @@ import torch
 from .inference import DEFAULT_TILE_OVERLAP, autocast_context
 from .image_processing_mirnet import padded_size, reflect_pad, to_uint8
 from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
-from .modeling_mirnet import enhancement_loss
+from .modeling_mirnet import BORDER_MARGIN, enhancement_loss
 
 
 @dataclass
@@ -84,6 +84,7 @@ def score_pairs(
     tile_size: int | None = None,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     on_output=None,
+    margin: int = BORDER_MARGIN,
 ) -> dict[str, list[float]]:
     """Run `model` on every low image of `pairs` (whole, batched by size) and score the 8-bit output.
 
@@ -91,7 +92,8 @@ def score_pairs(
     gray level first), `ssim` (when `compute_ssim`), `loss` (the model's training loss on the float output, when
     `loss_type` is given). `progress(done, total)` is called after each batch; `on_output(index, image)` receives
     each 8-bit output as a (3, H, W) uint8 CPU tensor. With `tile_size`, images larger than a tile run in overlapping
-    tiles (`MIRNetModel.enhance`). The model's train/eval mode is kept.
+    tiles; `margin` is the mirrored margin of `MIRNetModel.enhance`, which runs every image (0: the network's
+    output on the photo as it is). The model's train/eval mode is kept.
     """
     param = next(model.parameters())
     device = param.device
@@ -116,10 +118,7 @@ def score_pairs(
                 height, width = low.shape[-2:]
                 pixel_values = pad_to_multiple(low.to(param.dtype).div_(255), divisor)
                 with autocast_context(device, autocast_dtype):
-                    if tile_size:
-                        output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=tile_overlap)
-                    else:
-                        output = model(pixel_values, return_dict=True).reconstruction
+                    output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=tile_overlap, margin=margin)
                 output = output[..., :height, :width].float()
                 image = quantize(output)
                 scores = image_scores(image, high, compute_ssim)

@@ -155,5 +155,6 @@ def test_the_model_card_carries_the_well_lit_figures():
 
     assert well_lit_section(None) == ""
     text = well_lit_section({"count": 145, "command": "python benchmarks/well_lit.py --model x=y", "median_psnr": 31.234,
-                             "median_ratio": 1.0123, "worst_grid": 2.01, "median_grid": 1.2, "worst_input_grid": 2.3})
-    assert "145 references" in text and "| 31.23 dB | 1.012 | 2.01 (1.20; 2.30) |" in text and "`python benchmarks/well_lit.py --model x=y`" in text
+                             "median_ratio": 1.0123, "worst_grid": 2.01, "median_grid": 1.2, "worst_input_grid": 2.3,
+                             "worst_grid_added": 1.456})
+    assert "145 references" in text and "| 31.23 dB | 1.012 | 2.01 (1.20; 2.30) | 1.46x |" in text and "`python benchmarks/well_lit.py --model x=y`" in text

@@ -104,7 +104,7 @@ def test_enhancer_is_the_path_behind_enhance_image(tiny_model_dir, tmp_path):
     image.save(tmp_path / "in.png")
     inputs = processor(image)
     with torch.inference_mode():
-        expected = processor.post_process_image_to_image(model(inputs["pixel_values"]).reconstruction, inputs["original_sizes"])[0]
+        expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
     for result in (Enhancer(model, processor)(image), Enhancer(model, processor)(tmp_path / "in.png"),
                    enhance_image(model, processor, image)):
         np.testing.assert_array_equal(np.asarray(result), np.asarray(expected))

@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel, enhancement_loss
-from modeling_mirnet.modeling_mirnet import SKFF, ResidualUpSample, checkerboard_free
+from modeling_mirnet.modeling_mirnet import BORDER_MARGIN, SKFF, ResidualUpSample, checkerboard_free, mirrored_margin
 from modeling_mirnet.tiling import tile_starts
 
 from helpers import tiny_config
@@ -191,3 +192,22 @@ def test_tile_starts_cover_the_whole_length():
             covered |= set(range(s, min(s + tile, length)))
         assert covered == set(range(length))
         assert starts[-1] + min(tile, length) == length
+
+
+def test_enhance_mirrors_a_margin_around_the_photo(tiny_model):
+    """enhance = the network on the photo mirrored by BORDER_MARGIN pixels on every side, cropped back; margin=0 is the
+    network on the photo as it is; the margin shrinks (to a multiple that keeps the size divisible) for tiny photos."""
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        plain = tiny_model(x).reconstruction
+        m = BORDER_MARGIN
+        mirrored = tiny_model(F.pad(x, (m, m, m, m), mode="reflect")).reconstruction[..., m:-m, m:-m]
+    torch.testing.assert_close(tiny_model.enhance(x, margin=0), plain, rtol=0, atol=0)
+    torch.testing.assert_close(tiny_model.enhance(x), mirrored, rtol=0, atol=0)
+    assert tiny_model.enhance(x).shape == x.shape and not torch.equal(mirrored, plain)
+    divisor = tiny_model.config.size_divisor
+    assert mirrored_margin(24, 40, 8, 4) == 8 and mirrored_margin(8, 40, 8, 4) == 6 and mirrored_margin(8, 8, 8, 8) == 4
+    tiny = torch.rand(1, 3, 2 * divisor, 2 * divisor)  # the smallest input the network takes
+    assert tiny_model.enhance(tiny).shape == tiny.shape
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        tiny_model.enhance(x, margin=-2)

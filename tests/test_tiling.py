@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from modeling_mirnet import MIRNetModel, tiled_forward
+from modeling_mirnet.modeling_mirnet import BORDER_MARGIN
 from modeling_mirnet.tiling import SharedStatistics, thumbnail
 from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
 from modeling_mirnet.metrics import psnr
@@ -31,8 +32,9 @@ def test_tiled_is_close_to_whole(tiny_model):
     assert tiled.shape == whole.shape
     to_array = lambda t: t[0].permute(1, 2, 0).numpy()  # noqa: E731
     assert psnr(to_array(tiled), to_array(whole)) > 35
-    # a tile at least as large as the image is the whole-image path
-    torch.testing.assert_close(tiny_model.enhance(image, tile_size=128), tiny_model.enhance(image), rtol=0, atol=0)
+    # a tile at least as large as the image with its mirrored margins is the whole-image path
+    whole_tile = 128 + 2 * BORDER_MARGIN
+    torch.testing.assert_close(tiny_model.enhance(image, tile_size=whole_tile), tiny_model.enhance(image), rtol=0, atol=0)
 
 
 def test_tiling_bounds_the_size_the_network_sees(tiny_model, monkeypatch):
@@ -44,13 +46,16 @@ def test_tiling_bounds_the_size_the_network_sees(tiny_model, monkeypatch):
         return original(self, pixel_values, *args, **kwargs)
 
     monkeypatch.setattr(MIRNetModel, "forward", spy)
-    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8)
+    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8, margin=0)
     assert seen and max(h for h, _ in seen) <= 48 and max(w for _, w in seen) <= 48
     # first the whole image downscaled into one tile (its global statistics), then rows at 0, 32 x cols at 0, 40, 72
     assert seen[0] == (32, 48) and len(seen) == 1 + 2 * 3
     seen.clear()
-    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8, shared_statistics=False)
+    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8, margin=0, shared_statistics=False)
     assert len(seen) == 2 * 3
+    seen.clear()  # the mirrored margin makes the photo larger (96 x 136), not the tiles
+    tiny_model.enhance(torch.rand(1, 3, 80, 120), tile_size=48, tile_overlap=8)
+    assert max(max(size) for size in seen) <= 48 and len(seen) == 1 + 3 * 4 == 1 + count_tiles(80, 120, 48, 8)
 
 
 def test_thumbnail_fits_one_tile_in_multiples_of_the_divisor():

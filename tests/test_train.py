@@ -110,6 +110,19 @@ def test_eval_every_validates_every_nth_and_the_last_epoch_and_packages(dataset_
     config = json.loads((shipped / "config.json").read_text())
     assert "custom_pipelines" in config and "AutoModel" in config["auto_map"]
 
+    # the packaged folder written again in place with other test figures: same weights and records, new card
+    weights = (shipped / "model.safetensors").read_bytes()
+    results = json.loads((evaluation / "results.json").read_text())
+    results["methods"]["tiny"]["mean"]["psnr"] = 12.3456
+    (evaluation / "rescored.json").write_text(json.dumps(results))
+    again = subprocess.run([sys.executable, str(REPO / "train" / "package_model.py"), "--run", str(shipped), "--evaluation",
+                            str(evaluation / "rescored.json"), "--output", str(shipped), "--name", "mirnet-tiny"],
+                           capture_output=True, text=True, cwd=REPO)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert load_file(shipped / "model.safetensors").keys() and (shipped / "model.safetensors").read_bytes() == weights
+    assert "12.35" in (shipped / "README.md").read_text() and training["commit"] in (shipped / "README.md").read_text()
+    assert json.loads((shipped / "trainer_state.json").read_text()) == state
+
 
 def test_training_reduces_loss_and_checkpoints_are_pruned(dataset_dir, tmp_path):
     out = tmp_path / "run"

@@ -44,6 +44,7 @@ from modeling_mirnet.inference import (
     resolve_dtype,
 )
 from modeling_mirnet.metrics import BASELINES, INFLATION_DB
+from modeling_mirnet.modeling_mirnet import BORDER_MARGIN
 from modeling_mirnet.model_specs import ModelSpecError, parse_model_specs
 
 
@@ -79,7 +80,8 @@ def lpips_metric(device: torch.device):
 # 3. Evaluation loop
 # ----------------------------------------------------------------------------------------------------------------
 def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images: Path | None = None, progress: bool = True,
-             tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, autocast_dtype: torch.dtype | None = None) -> dict:
+             tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, autocast_dtype: torch.dtype | None = None,
+             margin: int = BORDER_MARGIN) -> dict:
     """Score checkpoints (`models`: label -> MIRNetModel) and baselines (label -> PIL function) on every pair.
 
     The pairs are decoded once; checkpoints run through `modeling_mirnet.evaluation.score_pairs` (the loop training
@@ -108,7 +110,7 @@ def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images:
         results[label] = [{"name": name} for name in pairs.names]
         bar = tqdm(total=len(pairs), desc=label, unit="image", disable=not progress)
         scores = score_pairs(model, pairs, batch_size=1, autocast_dtype=autocast_dtype, tile_size=tile_size,
-                             tile_overlap=tile_overlap, on_output=keep(label), progress=lambda done, total: bar.update(done - bar.n))
+                             tile_overlap=tile_overlap, margin=margin, on_output=keep(label), progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
         for key, values in scores.items():
             for row, value in zip(results[label], values):
@@ -203,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "fp32 by default: the reference figures")
     parser.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=None, help="tile size for large images (default: whole image)")
     parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
+    parser.add_argument("--margin", type=int, default=BORDER_MARGIN,
+                        help=f"pixels mirrored around each photo, as inference does (default {BORDER_MARGIN}; 0: none)")
     parser.add_argument("--lpips", choices=["auto", "on", "off"], default="auto", help="auto: when the lpips package works")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N pairs (quick checks)")
     parser.add_argument("--save-images", action="store_true", help="also write each method's outputs to OUTPUT/images/")
@@ -229,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.lpips == "on" and lpips_fn is None:
             raise MissingDependency("--lpips on: the lpips package (and its AlexNet weights) is not available; pip install lpips")
         report = evaluate(dataset, models, baselines, lpips_fn, args.output / "images" if args.save_images else None,
-                          tile_size=args.tile_size, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype)
+                          tile_size=args.tile_size, tile_overlap=args.tile_overlap, autocast_dtype=autocast_dtype,
+                          margin=args.margin)
     except (DataError, ModelLoadError, DeviceError, MissingDependency, ModelSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

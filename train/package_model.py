@@ -12,6 +12,8 @@ preprocessor_config.json, the four code files), plus:
 - curves.png and trainer_state.json of the run; training_args.json (every flag, the command and the git commit).
 
 The epoch was selected by train.py on validation only; the test figures are recorded, never used to choose.
+`--run` may also be a folder this script wrote (e.g. the shipped one, `--output` the same folder): it is written again
+with new figures (after a change to inference), the same weights and records.
 """
 
 import argparse
@@ -45,7 +47,8 @@ def copy_earlier_stages(training: dict, folder: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, type=Path, help="train.py --output_dir of the run (holds model/)")
+    parser.add_argument("--run", required=True, type=Path,
+                        help="train.py --output_dir of the run (holds model/), or a folder this script wrote")
     parser.add_argument("--evaluation", type=Path, help="results.json of train/evaluate.py on the test split")
     parser.add_argument("--method", help="label of the model in that results.json (default: the first non-baseline)")
     parser.add_argument("--output", required=True, type=Path, help="folder to write (replaced if it exists)")
@@ -53,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--well-lit", type=Path, help="JSON of benchmarks/well_lit.py --json for this model (the card's do-no-harm table)")
     args = parser.parse_args(argv)
 
-    model_dir = args.run / "model"
+    model_dir = args.run / "model" if (args.run / "model").is_dir() else args.run
     training_args_file = model_dir / "training_args.json"
     for needed in (model_dir / "config.json", model_dir / "trainer_state.json", training_args_file):
         if not needed.is_file():
@@ -87,7 +90,10 @@ def main(argv=None) -> int:
     for extra in ("curves.png", "trainer_state.json", "training_args.json"):
         if (model_dir / extra).is_file():
             shutil.copy2(model_dir / extra, tmp / extra)
-    copy_earlier_stages(training, tmp)
+    if (model_dir / "earlier_stages").is_dir():  # a packaged folder, written again
+        shutil.copytree(model_dir / "earlier_stages", tmp / "earlier_stages")
+    else:
+        copy_earlier_stages(training, tmp)
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
     write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit)

@@ -342,10 +342,12 @@ def autocast_dtype(accelerator: Accelerator) -> torch.dtype | None:
 
 
 def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, batch_size: int) -> dict:
-    """Whole validation images, each process its share, scored on the device (modeling_mirnet.evaluation)."""
+    """Whole validation images, each process its share, scored on the device (modeling_mirnet.evaluation). The network
+    sees each photo as training does, without the mirrored margin of inference (`margin=0`): a run's validation
+    figures stay comparable across versions; train/evaluate.py scores what users get."""
     with accelerator.split_between_processes(list(range(len(pairs)))) as indices:
         scores = score_pairs(model, pairs.subset(indices), batch_size=batch_size, autocast_dtype=autocast_dtype(accelerator),
-                             loss_type=model.config.loss_type)
+                             loss_type=model.config.loss_type, margin=0)
     rows = gather_object([tuple(values) for values in zip(scores["loss"], scores["psnr"], scores["ssim"], scores["psnr_gt_mean"])])
     loss, p, s, g = (float(np.mean([r[k] for r in rows])) for k in range(4))
     return {"val_loss": loss, "val_psnr": p, "val_ssim": s, "val_psnr_gt_mean": g}

@@ -19,7 +19,7 @@ import torch
 
 from .exposure import apply_controls, check_controls
 from .image_processing_mirnet import MIRNetImageProcessor, load_image
-from .modeling_mirnet import MIRNetModel
+from .modeling_mirnet import BORDER_MARGIN, MIRNetModel, mirrored_margin
 from .tiling import tile_starts
 
 DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles (MIRNetModel.enhance's default; a test keeps them equal)
@@ -191,11 +191,15 @@ def load_mirnet(
 # ----------------------------------------------------------------------------------------------- running it
 
 
-def count_tiles(height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP) -> int:
-    """How many network calls `MIRNetModel.enhance` makes for a (padded) height x width input: 1 without tiling."""
+def count_tiles(height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP,
+                margin: int = BORDER_MARGIN, size_divisor: int = 4) -> int:
+    """How many network calls `MIRNetModel.enhance` makes for a (padded) height x width input, with its mirrored
+    `margin` (for a model of this `size_divisor`): 1 without tiling."""
     if tile_size is None:
         return 1
-    return math.prod(len(tile_starts(n, min(tile_size, n), min(tile_size, n) - overlap)) for n in (height, width))
+    margin = mirrored_margin(height, width, margin, size_divisor)
+    sides = (height + 2 * margin, width + 2 * margin)
+    return math.prod(len(tile_starts(n, min(tile_size, n), min(tile_size, n) - overlap)) for n in sides)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

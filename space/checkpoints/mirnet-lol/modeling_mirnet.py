@@ -17,7 +17,8 @@ Differences from the official code, none of which change the function it compute
   filters in the autocast dtype (autocast would pad in float32 and cast back: the same values, two more passes).
 
 Beyond the official code: `MIRNetModel.enhance` runs large photos in tiles whose global pools are the whole photo's
-(`tiling.py`: `tiled_forward`, `SharedStatistics`), so tiles do not each get their own exposure.
+(`tiling.py`: `tiled_forward`, `SharedStatistics`), so tiles do not each get their own exposure, and first mirrors a
+margin around the photo (`BORDER_MARGIN`), so its own edges are not where the zero-padded convolutions end.
 """
 
 import math
@@ -32,6 +33,11 @@ from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
 from .tiling import SharedStatistics, global_average_pool, tiled_forward
+
+# Pixels mirrored around a photo by `MIRNetModel.enhance` (and cropped off after). At a photo's own bottom and right
+# edges the stride-2 transposed convolutions lose a tap, so the outermost 4 pixels there come out in a 4-pixel pattern;
+# with the edges moved inside, they do not (docs/training-mirnet-lol.md, issue 20, third round).
+BORDER_MARGIN = 8
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -166,7 +172,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
     @torch.inference_mode()
     def enhance(
         self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None,
-        shared_statistics: bool = True,
+        shared_statistics: bool = True, margin: int = BORDER_MARGIN,
     ) -> torch.Tensor:
         """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
 
@@ -176,17 +182,35 @@ class MIRNetModel(MIRNetPreTrainedModel):
         instead of its own (`SharedStatistics`): one more tile's work, and tiles no longer disagree on exposure.
         Output is not clamped. `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole
         image): progress that belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`;
-        a test keeps them equal.)
+        a test keeps them equal.) The photo is mirrored by `margin` pixels on every side first (fewer for a photo that
+        small; 0: none) and the output cropped back to its size.
         """
         param = next(self.parameters())
         pixel_values = pixel_values.to(device=param.device, dtype=param.dtype)
         height, width = pixel_values.shape[-2:]
-        if tile_size is None or (height <= tile_size and width <= tile_size):
+        margin = mirrored_margin(height, width, margin, self.config.size_divisor)
+        if margin:
+            pixel_values = F.pad(pixel_values, (margin, margin, margin, margin), mode="reflect")
+        padded_height, padded_width = pixel_values.shape[-2:]
+        if tile_size is None or (padded_height <= tile_size and padded_width <= tile_size):
             reconstruction = self(pixel_values, return_dict=True).reconstruction
             if on_tile is not None:
                 on_tile(1, 1)
-            return reconstruction
-        return tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
+        else:
+            reconstruction = tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
+        if margin:
+            reconstruction = reconstruction[..., margin : margin + height, margin : margin + width].contiguous()
+        return reconstruction
+
+
+def mirrored_margin(height: int, width: int, margin: int, size_divisor: int) -> int:
+    """The margin `enhance` mirrors around a height x width input: `margin`, at most one pixel less than the input's
+    smaller side (a reflection needs that much photo), rounded down so the padded size stays a multiple of
+    `size_divisor`."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 pixels, got {margin}")
+    step = max(1, size_divisor // 2)
+    return min(margin, height - 1, width - 1) // step * step
 
 
 # ----------------------------------------------------------------------------------------------------------------
