@@ -350,6 +350,35 @@ def test_sweep_table_of_a_budget_study_stops_at_the_budget_epoch(tmp_path):
     assert row["train_minutes"] == pytest.approx(3.0)
 
 
+def test_ema_warmup_ramps_the_decay_up():
+    """--ema_warmup: after n updates the average moves towards the weights by 1 - min(decay, (1 + n) / (10 + n)), so the
+    first weights fade within tens of steps instead of thousands; without it torch's constant-decay EMA is kept."""
+    import argparse
+
+    train = load_script("train")
+    model = torch.nn.Linear(3, 2)
+    ema = train.build_ema(argparse.Namespace(ema_decay=0.99, ema_warmup=True), model)
+    expected = [p.detach().clone() for p in model.parameters()]
+    for step in range(40):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update_parameters(model)
+        if step == 0:  # the first update copies the weights (torch's AveragedModel)
+            expected = [p.detach().clone() for p in model.parameters()]
+        else:
+            weight = 1 - min(0.99, (1 + step) / (10 + step))
+            expected = [e + weight * (p.detach() - e) for e, p in zip(expected, model.parameters())]
+    for e, p in zip(expected, ema.module.parameters()):
+        torch.testing.assert_close(p, e)
+    plain = train.build_ema(argparse.Namespace(ema_decay=0.99, ema_warmup=False), model)
+    plain.update_parameters(model)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    plain.update_parameters(model)
+    torch.testing.assert_close(plain.module.weight, model.weight - 0.99)  # constant decay from the first update on
+
+
 def test_ema_weights_are_validated_exported_and_resumed(dataset_dir, tmp_path):
     """--ema_decay: the exported model holds the moving average (not the last training weights), the average is part
     of the checkpoint (a resumed run ends bit-identical to a straight one), and resuming with another decay is refused."""
@@ -371,6 +400,8 @@ def test_ema_weights_are_validated_exported_and_resumed(dataset_dir, tmp_path):
     other = run([*common[:-4], "--ema_decay", "0.5", "--report_to", "none", "--output_dir", str(interrupted), "--resume", "latest"],
                 launcher=[sys.executable])
     assert other.returncode == 2 and "that run used --ema_decay 0.9" in other.stderr and "Traceback" not in other.stderr
+    warm = run([*common, "--ema_warmup", "--output_dir", str(interrupted), "--resume", "latest"], launcher=[sys.executable])
+    assert warm.returncode == 2 and "(warmup: False), this one 0.9 (warmup: True)" in warm.stderr
     second = run([*common, "--output_dir", str(interrupted), "--resume", "latest"], launcher=[sys.executable])
     assert second.returncode == 0, second.stderr[-3000:]
     history = lambda folder: [{k: v for k, v in h.items() if not k.endswith("seconds")}  # noqa: E731
