@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -423,6 +424,12 @@ def replace_section(path: str, section: str) -> None:
         report.write(text)
 
 
+def script_sections(text: str) -> list[str]:
+    """The sections of a markdown file written by the other benchmark scripts (`<!-- NAME:start -->` to
+    `<!-- NAME:end -->`, in order): benchmark.py keeps them all when it rewrites BENCHMARKS.md."""
+    return [m.group(0) for m in re.finditer(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", text, re.S)]
+
+
 def publish(section: str, write: bool) -> None:
     """Print a BENCHMARKS.md section and, with `write`, put it into BENCHMARKS.md (`replace_section`)."""
     print(section)
@@ -618,14 +625,7 @@ def write_report(args, results: dict, command: str) -> None:
         lines.append("")
     lines += ["Raw numbers: `" + os.path.relpath(args.json, REPO) + "`. What was tried and what each change gave:"
               " `benchmarks/NOTES.md`.", ""]
-    # sections written by the other benchmark scripts (train_step.py, shipped_model.py: <!-- NAME:start --> ... end -->) are kept
-    kept = []
-    if os.path.isfile(args.output):
-        previous = open(args.output).read()
-        for name in ("shipped-model", "train-step", "kernel-count", "epoch-breakdown"):
-            start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-            if start in previous and end in previous:
-                kept.append(previous[previous.index(start) : previous.index(end) + len(end)])
+    kept = script_sections(open(args.output).read()) if os.path.isfile(args.output) else []
     with open(args.output, "w") as report:
         report.write("\n".join(lines + kept) + ("\n" if kept else ""))
 

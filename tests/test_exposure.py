@@ -2,6 +2,7 @@
 4-pixel grid score."""
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import torch
 from modeling_mirnet.exposure import linear_to_srgb, scale_exposure, srgb_to_linear
 from modeling_mirnet.metrics import grid_score, mean_gray
 from modeling_mirnet.modeling_mirnet import enhancement_loss, exposure_divergence
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -158,3 +161,16 @@ def test_the_model_card_carries_the_well_lit_figures():
                              "median_ratio": 1.0123, "worst_grid": 2.01, "median_grid": 1.2, "worst_input_grid": 2.3,
                              "worst_grid_added": 1.456})
     assert "145 references" in text and "| 31.23 dB | 1.012 | 2.01 (1.20; 2.30) | 1.46x |" in text and "`python benchmarks/well_lit.py --model x=y`" in text
+
+
+def test_benchmark_rewrite_keeps_every_other_scripts_section():
+    """benchmark.py rewrites BENCHMARKS.md but keeps the sections the other scripts wrote (the well-lit one among
+    them), whole and in order; an unclosed or mismatched marker is not a section."""
+    script_sections = load_script("benchmarks/benchmark.py", "mirnet_benchmark").script_sections
+    text = ("# CPU\nours\n<!-- well-lit:start -->\n## Well-lit\n| a |\n<!-- well-lit:end -->\nfree text\n"
+            "<!-- model-size:start -->\nx\n<!-- model-size:end -->\n<!-- half:start -->\nno end\n<!-- other:end -->\n")
+    assert script_sections(text) == ["<!-- well-lit:start -->\n## Well-lit\n| a |\n<!-- well-lit:end -->",
+                                     "<!-- model-size:start -->\nx\n<!-- model-size:end -->"]
+    published = (REPO / "BENCHMARKS.md").read_text()
+    names = re.findall(r"<!-- ([\w-]+):start -->", published)
+    assert "well-lit" in names and [s.split(":start")[0][5:] for s in script_sections(published)] == names

@@ -3,6 +3,7 @@ exported model folder, config files, and the sweep table."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -550,3 +551,26 @@ def test_export_checkpoint_writes_the_weights_validation_scored(dataset_dir, tmp
     missing = subprocess.run([*export[:2], "--checkpoint", str(tmp_path / "nowhere"), "--output", str(tmp_path / "x")],
                              capture_output=True, text=True, cwd=REPO)
     assert missing.returncode == 2 and "not a train.py epoch checkpoint" in missing.stderr
+
+
+def test_export_checkpoint_outside_its_run_folder_takes_config(dataset_dir, tmp_path):
+    """A checkpoint copied out of its run (a committed resume state) exports with --config, and only with the config
+    of its own architecture: without one, or with another architecture's, a clear error, no traceback."""
+    out = tmp_path / "run"
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--output_dir", str(out), "--report_to", "none"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    moved = tmp_path / "resume" / "epoch_0001"
+    shutil.copytree(out / "checkpoints" / "epoch_0001", moved)
+    export = [sys.executable, str(REPO / "train" / "export_checkpoint.py"), "--checkpoint", str(moved)]
+    done = subprocess.run([*export, "--output", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "--config" in done.stderr and "Traceback" not in done.stderr
+    other = tmp_path / "other.json"
+    config = json.loads((out / "model" / "config.json").read_text())
+    other.write_text(json.dumps({**config, "num_features": config["num_features"] * 2}))
+    done = subprocess.run([*export, "--output", str(tmp_path / "x"), "--config", str(other)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "do not fit" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([*export, "--output", str(tmp_path / "x"), "--config", str(out / "model" / "config.json")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = load_file(tmp_path / "x" / "model.safetensors"), load_file(out / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -6,7 +6,8 @@
 train.py exports the best validated epoch to runs/X/model; this writes any other checkpointed epoch, e.g. the last one
 of a fit that selects nothing (all data in training), or to measure an epoch that was not the best. The weights are
 those validation would score: the exponential moving average when the run kept one (--ema_decay), else the trained
-weights (`--weights model` forces those). The architecture comes from the run's model/config.json.
+weights (`--weights model` forces those). The architecture comes from the run's model/config.json, or from `--config`
+for a checkpoint outside its run folder (e.g. a resume state committed in train/resume/).
 """
 
 import argparse
@@ -35,13 +36,15 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, type=Path, help="model folder to write")
     parser.add_argument("--weights", choices=["auto", "ema", "model"], default="auto",
                         help="auto: the EMA when the run kept one, else the trained weights")
+    parser.add_argument("--config", type=Path, help="the model's config.json (default: the run's model/config.json)")
     args = parser.parse_args(argv)
-    config_file = args.checkpoint.parent.parent / "model" / "config.json"
+    config_file = args.config or args.checkpoint.parent.parent / "model" / "config.json"
     if not (args.checkpoint / "model.safetensors").is_file():
         print(f"error: {args.checkpoint}: not a train.py epoch checkpoint (no model.safetensors)", file=sys.stderr)
         return 2
     if not config_file.is_file():
-        print(f"error: {config_file}: missing (the run's exported model gives the architecture)", file=sys.stderr)
+        print(f"error: {config_file}: missing (the architecture comes from the run's model/config.json; "
+              "name one with --config)", file=sys.stderr)
         return 2
     state = ema_state(args.checkpoint) if args.weights != "model" else None
     if args.weights == "ema" and state is None:
@@ -52,7 +55,12 @@ def main(argv=None) -> int:
         state = load_file(args.checkpoint / "model.safetensors")
     config = MIRNetConfig.from_json_file(config_file)
     model = MIRNetModel(config)
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:  # another architecture: name both files, not torch's key list first
+        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+        print(f"error: {args.checkpoint}: its weights do not fit {config_file} ({first})", file=sys.stderr)
+        return 2
     save_for_hub(model.eval(), args.output, MIRNetImageProcessor(size_divisor=config.size_divisor))
     print(f"wrote {args.output} ({kind} weights of {args.checkpoint.name})")
     return 0
