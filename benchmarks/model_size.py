@@ -27,10 +27,10 @@ import PIL.Image
 import torch
 
 from benchmark import machine_info, publish  # benchmarks/benchmark.py, beside this file
+from train_step import make_step  # benchmarks/train_step.py
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
 from modeling_mirnet.inference import Enhancer, cpu_has_fast_bf16
-from modeling_mirnet.modeling_mirnet import enhancement_loss
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -48,14 +48,6 @@ def build(spec: str) -> MIRNetModel:
     return MIRNetModel(config).eval()
 
 
-def train_step(model: MIRNetModel, batch: torch.Tensor, target: torch.Tensor, optimizer, dtype) -> None:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
-        loss = enhancement_loss(model(batch, return_dict=True).reconstruction, target, "gt_mean")
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=["32x1x1", "32x1x2", "32x2x1", "48x1x1"],
@@ -69,16 +61,11 @@ def main(argv=None) -> int:
     info = machine_info("cpu")
     precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     photo = PIL.Image.open(PHOTO).convert("RGB")
-    generator = torch.Generator().manual_seed(1)
-    batch = torch.rand(2, 3, photo.height, photo.width, generator=generator) * 0.2
-    target = torch.rand(2, 3, photo.height, photo.width, generator=generator)
-
     cases = {}
     for spec in args.configs:
         model = build(spec)
-        trained = build(spec).train()
-        cases[spec] = {"enhancer": Enhancer(model, precision=precision), "trained": trained,
-                       "optimizer": torch.optim.Adam(trained.parameters(), lr=1e-4, fused=True),
+        step = make_step(build(spec).train(), "ours", precision == "bf16", 2, (photo.height, photo.width), "gt_mean")
+        cases[spec] = {"enhancer": Enhancer(model, precision=precision), "step": step,
                        "params": sum(p.numel() for p in model.parameters()), "photo_s": [], "step_s": []}
     for round_ in range(args.runs + 1):  # round 0 warms up (oneDNN primitives); not counted
         for spec, case in cases.items():
@@ -88,7 +75,7 @@ def main(argv=None) -> int:
                 case["photo_s"].append(time.perf_counter() - start)
             if args.train:
                 start = time.perf_counter()
-                train_step(case["trained"], batch, target, case["optimizer"], case["enhancer"].dtype)
+                case["step"]()
                 if round_:
                     case["step_s"].append(time.perf_counter() - start)
 

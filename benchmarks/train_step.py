@@ -43,18 +43,19 @@ def build(which: str, features: int, rrg: int, mrb: int, official_root: str | No
     return MIRNetModel(MIRNetConfig(num_features=features, num_rrg=rrg, num_mrb=mrb)).train()
 
 
-def make_step(model, which: str, bf16: bool, batch: int, crop: int):
-    """A closure running one training step on fixed random crops."""
+def make_step(model, which: str, bf16: bool, batch: int, crop: int | tuple[int, int], loss_type: str = "charbonnier"):
+    """A closure running one training step on fixed random crops (`crop`: a side, or (height, width))."""
+    height, width = (crop, crop) if isinstance(crop, int) else crop
     generator = torch.Generator().manual_seed(1)
-    x = torch.rand(batch, 3, crop, crop, generator=generator) * 0.2
-    y = torch.rand(batch, 3, crop, crop, generator=generator)
+    x = torch.rand(batch, 3, height, width, generator=generator) * 0.2
+    y = torch.rand(batch, 3, height, width, generator=generator)
     fused = {"fused": True} if which == "ours" else {}
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, **fused)
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(x) if which == "official" else model(x, return_dict=True).reconstruction
-            loss = enhancement_loss(out, y, "charbonnier")
+            loss = enhancement_loss(out, y, loss_type)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
