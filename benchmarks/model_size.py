@@ -80,7 +80,6 @@ def main(argv=None) -> int:
                     case["step_s"].append(time.perf_counter() - start)
 
     info["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
-    reference = cases[args.configs[0]]
     results = {spec: {"params": c["params"], "photo_s": c["photo_s"], "step_s": c["step_s"],
                       "photo_median_s": statistics.median(c["photo_s"]),
                       "step_median_s": statistics.median(c["step_s"]) if c["step_s"] else None}
