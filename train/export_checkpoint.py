@@ -58,8 +58,8 @@ def main(argv=None) -> int:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # another architecture: name both files, not torch's key list first
-        first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
-        print(f"error: {args.checkpoint}: its weights do not fit {config_file} ({first})", file=sys.stderr)
+        lines = str(error).splitlines()  # torch: a header line, then one line per mismatch
+        print(f"error: {args.checkpoint}: its weights do not fit {config_file} ({lines[-1].strip()})", file=sys.stderr)
         return 2
     save_for_hub(model.eval(), args.output, MIRNetImageProcessor(size_divisor=config.size_divisor))
     print(f"wrote {args.output} ({kind} weights of {args.checkpoint.name})")
