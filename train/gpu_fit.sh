@@ -26,8 +26,8 @@ common() {  # the flags j and k share on top of their config files (flags overri
 
 launch() {  # launch NAME CONFIG EXTRA...: one run in the background, its log in $RUNS/NAME.log
   local name=$1 config=$2; shift 2
-  PYTHONUNBUFFERED=1 python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
-    $LAUNCH_FLAGS train/train.py --config "$config" $(common) --output_dir "$RUNS/$name" --experiment "gpu_$name" "$@" \
+  PYTHONUNBUFFERED=1 python3 -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no \
+    --dynamo_backend no $LAUNCH_FLAGS train/train.py --config "$config" $(common) --output_dir "$RUNS/$name" --experiment "gpu_$name" "$@" \
     >> "$RUNS/$name.log" 2>&1 &
 }
 
