@@ -80,8 +80,7 @@ run() {
 
 prepare() {
   [ -d "$DATA" ] || python3 train/prepare_dataset.py lol --root ../shared/data/lol --output "$DATA" --webp-quality 90
-  mkdir -p .whl
-  grep -qx '/.whl/' .git/info/exclude 2> /dev/null || grep -qx '/.whl/' .gitignore || echo /.whl/ >> .git/info/exclude
+  mkdir -p .whl  # ignored by .gitignore, like data/
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
