@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .exposure import exposure_stops
 from .inference import DEFAULT_TILE_OVERLAP, autocast_context
 from .image_processing_mirnet import padded_size, reflect_pad, to_uint8
 from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
@@ -85,6 +86,8 @@ def score_pairs(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     on_output=None,
     margin: int = BORDER_MARGIN,
+    exposure: str = "predicted",
+    exposure_offset: float = 0.0,
 ) -> dict[str, list[float]]:
     """Run `model` on every low image of `pairs` (whole, batched by size) and score the 8-bit output.
 
@@ -94,7 +97,15 @@ def score_pairs(
     each 8-bit output as a (3, H, W) uint8 CPU tensor. With `tile_size`, images larger than a tile run in overlapping
     tiles; `margin` is the mirrored margin of `MIRNetModel.enhance`, which runs every image (0: the network's
     output on the photo as it is). The model's train/eval mode is kept.
+
+    Exposure-conditioned models render `exposure`: "predicted" (the model's own default, what users get) or
+    "reference" (each pair's true exposure, the honest counterpart of GT-mean figures), plus `exposure_offset` stops;
+    the results then also hold `exposure` (the stops asked for), `reference_exposure` and `rendered_exposure` (the
+    8-bit output's exposure relative to the input).
     """
+    if exposure not in ("predicted", "reference"):
+        raise ValueError(f"exposure must be 'predicted' or 'reference', got {exposure!r}")
+    conditioned = model.config.exposure_conditioning
     param = next(model.parameters())
     device = param.device
     divisor = model.config.size_divisor
@@ -108,6 +119,9 @@ def score_pairs(
         results["ssim"] = [0.0] * len(pairs)
     if loss_type:
         results["loss"] = [0.0] * len(pairs)
+    if conditioned:
+        for key in ("exposure", "reference_exposure", "rendered_exposure"):
+            results[key] = [0.0] * len(pairs)
     done = 0
     try:
         for indices in by_size.values():
@@ -116,12 +130,20 @@ def score_pairs(
                 low = torch.stack([pairs.lows[i] for i in chunk]).to(device, non_blocking=True)
                 high = torch.stack([pairs.highs[i] for i in chunk]).to(device, non_blocking=True).float().div_(255)
                 height, width = low.shape[-2:]
-                pixel_values = pad_to_multiple(low.to(param.dtype).div_(255), divisor)
+                low = low.to(param.dtype).div_(255)
+                pixel_values = pad_to_multiple(low, divisor)
+                stops = None
+                if conditioned:
+                    reference_stops = exposure_stops(high, low)
+                    stops = reference_stops if exposure == "reference" else model.predict_exposure(pixel_values)
+                    stops = stops + exposure_offset
                 with autocast_context(device, autocast_dtype):
-                    output = model.enhance(pixel_values, tile_size=tile_size, tile_overlap=tile_overlap, margin=margin)
+                    output = model.enhance(pixel_values, stops, tile_size=tile_size, tile_overlap=tile_overlap, margin=margin)
                 output = output[..., :height, :width].float()
                 image = quantize(output)
                 scores = image_scores(image, high, compute_ssim)
+                if conditioned:
+                    scores.update(exposure=stops, reference_exposure=reference_stops, rendered_exposure=exposure_stops(image, low))
                 if loss_type:
                     scores["loss"] = torch.stack([enhancement_loss(o[None], h[None], loss_type, model.config.charbonnier_eps) for o, h in zip(output, high)])
                 if on_output is not None:

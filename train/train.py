@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gather_object, set_seed
 from tqdm.auto import tqdm
@@ -56,14 +57,16 @@ from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, enh
 from modeling_mirnet.configuration_mirnet import LOSS_TYPES
 from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
-from modeling_mirnet.exposure import scale_exposure
+from modeling_mirnet.exposure import exposure_stops, scale_exposure
 from modeling_mirnet.hub import save_for_hub
 from modeling_mirnet.inference import cpu_has_fast_bf16
 from modeling_mirnet.memory import keep_freed_memory
 from modeling_mirnet.metrics import psnr_batch
 from modeling_mirnet.model_card import git_commit, write_model_card
+from modeling_mirnet.modeling_mirnet import exposure_thumbnail
 
-MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias")
+MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias",
+               "exposure_conditioning")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--channel_factor", type=int, default=config.channel_factor, help="channel multiplier between streams")
     model.add_argument("--reduction", type=int, default=config.reduction, help="channel-attention reduction")
     model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=config.bias)
+    model.add_argument("--exposure_conditioning", action=argparse.BooleanOptionalAction, default=config.exposure_conditioning,
+                       help="the network renders the exposure it is given (each pair's true exposure, in stops) and a small "
+                            "head learns to predict it from a thumbnail of the whole photo")
     model.add_argument("--init_from", help="start from this model folder or Hub id instead of random weights")
     model.add_argument("--checkerboard_free", action=argparse.BooleanOptionalAction, default=False,
                        help="keep the up-samplers' transposed convs checkerboard-free (projected after every step), so "
@@ -115,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--well_lit_loss_type", choices=LOSS_TYPES, default=None,
                      help="loss on the --well_lit_share pairs (default: --loss_type); the GT-mean loss forgives a small "
                           "exposure error, which a well-lit photo must not get")
+    opt.add_argument("--exposure_loss_weight", type=float, default=1.0,
+                     help="weight of the exposure head's squared error in stops (--exposure_conditioning)")
     opt.add_argument("--learning_rate", type=float, default=1e-4)
     opt.add_argument("--lr_scheduler", choices=["plateau", "cosine", "constant"], default="plateau")
     opt.add_argument("--plateau_factor", type=float, default=0.5)
@@ -203,13 +211,21 @@ class RandomPairCrops(torch.utils.data.Dataset):
     """
 
     def __init__(self, pairs: ImagePairs, crop_size: int | None, flip: bool, well_lit_share: float = 0.0,
-                 exposure_jitter: float = 0.0, size_divisor: int = 1):
+                 exposure_jitter: float = 0.0, size_divisor: int = 1, thumbnail_size: int | None = None):
         for low, name in zip(pairs.lows, pairs.names):
             height, width = low.shape[-2:]
             if crop_size is not None and (width < crop_size or height < crop_size):
                 raise DataError(f"{name}: {width}x{height} is smaller than --crop_size {crop_size}")
         self.pairs, self.crop_size, self.flip, self.size_divisor = pairs, crop_size, flip, size_divisor
         self.well_lit_share, self.exposure_jitter = well_lit_share, exposure_jitter
+        # exposure conditioning: each pair's exposure, from the whole photos (a crop carries its photo's value), and
+        # thumbnails of the whole input and reference for the exposure head
+        self.thumbnails = None
+        if thumbnail_size is not None:
+            self.exposures = [float(exposure_stops(high[None].float() / 255, low[None].float() / 255))
+                              for low, high in zip(pairs.lows, pairs.highs)]
+            self.thumbnails = [[exposure_thumbnail(image[None].float() / 255, thumbnail_size)[0] for image in pair]
+                               for pair in zip(pairs.lows, pairs.highs)]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -224,16 +240,23 @@ class RandomPairCrops(torch.utils.data.Dataset):
             top = int(torch.randint(0, height - size + 1, ()))
             left = int(torch.randint(0, width - size + 1, ()))
             x, y = low[:, top : top + size, left : left + size], high[:, top : top + size, left : left + size]
+        thumbs = self.thumbnails[index] if self.thumbnails is not None else None
         if self.flip:
             for dim in (2, 1):
                 if torch.rand(()) < 0.5:
                     x, y = x.flip(dim), y.flip(dim)
+                    thumbs = [t.flip(dim) for t in thumbs] if thumbs is not None else None
         stops = torch.zeros(())
-        if self.well_lit_share and torch.rand(()) < self.well_lit_share:
+        well_lit = bool(self.well_lit_share) and bool(torch.rand(()) < self.well_lit_share)
+        if well_lit:
             x = y
         elif self.exposure_jitter:
             stops = (torch.rand(()) * 2 - 1) * self.exposure_jitter
-        return {"pixel_values": x.contiguous(), "labels": y.contiguous(), "exposure_stops": stops, "well_lit": x is y}
+        item = {"pixel_values": x.contiguous(), "labels": y.contiguous(), "exposure_stops": stops, "well_lit": well_lit}
+        if thumbs is not None:  # the exposure to render: 0 for a well-lit identity pair
+            item["exposure"] = torch.tensor(0.0 if well_lit else self.exposures[index])
+            item["thumbnail"] = thumbs[1] if well_lit else thumbs[0]
+        return item
 
 
 def decode_split(dataset, split: str, limit: int | None = None) -> ImagePairs:
@@ -361,12 +384,22 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
     """Whole validation images, each process its share, scored on the device (modeling_mirnet.evaluation). The network
     sees each photo as training does, without the mirrored margin of inference (`margin=0`): a run's validation
     figures stay comparable across versions; train/evaluate.py scores what users get."""
+    figures = ("loss", "psnr", "ssim", "psnr_gt_mean")
+    conditioned = model.config.exposure_conditioning
     with accelerator.split_between_processes(list(range(len(pairs)))) as indices:
-        scores = score_pairs(model, pairs.subset(indices), batch_size=batch_size, autocast_dtype=autocast_dtype(accelerator),
-                             loss_type=model.config.loss_type, margin=0)
-    rows = gather_object([tuple(values) for values in zip(scores["loss"], scores["psnr"], scores["ssim"], scores["psnr_gt_mean"])])
-    loss, p, s, g = (float(np.mean([r[k] for r in rows])) for k in range(4))
-    return {"val_loss": loss, "val_psnr": p, "val_ssim": s, "val_psnr_gt_mean": g}
+        kwargs = dict(batch_size=batch_size, autocast_dtype=autocast_dtype(accelerator), margin=0)
+        scores = score_pairs(model, pairs.subset(indices), loss_type=model.config.loss_type, **kwargs)
+        if conditioned:  # also at each pair's own exposure, and the head's error
+            reference = score_pairs(model, pairs.subset(indices), exposure="reference", **kwargs)
+            scores["psnr_reference_exposure"] = reference["psnr"]
+            scores["ssim_reference_exposure"] = reference["ssim"]
+            scores["exposure_error_squared"] = [(a - b) ** 2 for a, b in zip(scores["exposure"], scores["reference_exposure"])]
+            figures += ("psnr_reference_exposure", "ssim_reference_exposure", "exposure_error_squared")
+    rows = gather_object([tuple(values) for values in zip(*(scores[key] for key in figures))])
+    metrics = {f"val_{key}": float(np.mean([row[k] for row in rows])) for k, key in enumerate(figures)}
+    if conditioned:
+        metrics["val_exposure_rms"] = math.sqrt(metrics.pop("val_exposure_error_squared"))
+    return metrics
 
 
 def pair_loss(prediction: torch.Tensor, labels: torch.Tensor, well_lit: torch.Tensor, args, eps: float) -> torch.Tensor:
@@ -468,8 +501,11 @@ def train(args) -> int:
     if args.whole_images and args.batch_size > 1 and len({low.shape for low in train_pairs.lows}) > 1:
         raise DataError(f"{args.dataset}: --whole_images with --batch_size {args.batch_size} needs photos of one size "
                         f"(found {len({low.shape for low in train_pairs.lows})}); use --batch_size 1")
+    model = build_model(args)
+    conditioned = model.config.exposure_conditioning
     train_set = RandomPairCrops(train_pairs, None if args.whole_images else args.crop_size, args.flip, args.well_lit_share,
-                                args.exposure_jitter, size_divisor=2 ** (args.num_streams - 1))
+                                args.exposure_jitter, size_divisor=model.config.size_divisor,
+                                thumbnail_size=model.config.exposure_thumbnail_size if conditioned else None)
     val_pairs = decode_split(dataset, args.validation_split, args.max_validation_images) if validating else []
     accelerator.print(f"decoded {len(train_set)} training and {len(val_pairs)} validation pairs in {time.monotonic() - decode_started:.1f} s; "
                       f"training on {accelerator.num_processes} process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}")
@@ -480,7 +516,6 @@ def train(args) -> int:
         pin_memory=torch.cuda.is_available(), persistent_workers=args.num_workers > 0,
     )
 
-    model = build_model(args)
     if args.checkerboard_free:
         model.remove_checkerboard_()
     processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
@@ -521,16 +556,27 @@ def train(args) -> int:
         epoch_started = time.monotonic()
         model.train()
         train_loader.set_epoch(epoch)
-        losses, psnrs = [], []
+        losses, psnrs, head_errors = [], [], []
         progress = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", disable=not accelerator.is_local_main_process)
         for step, batch in enumerate(progress):
             pixel_values = batch["pixel_values"].float().div_(255)
             labels = batch["labels"].float().div_(255)
+            conditioning = {}
+            if conditioned:  # the jitter shifts the pair's exposure by the same stops
+                thumbnails, exposure = batch["thumbnail"], batch["exposure"] - batch["exposure_stops"]
+                if args.exposure_jitter:
+                    thumbnails = scale_exposure(thumbnails, batch["exposure_stops"])
+                conditioning["exposure"] = exposure
             if args.exposure_jitter:
                 pixel_values = scale_exposure(pixel_values, batch["exposure_stops"])
             with accelerator.autocast():
-                out = model(pixel_values, labels=None if split_loss else labels)
+                out = model(pixel_values, labels=None if split_loss else labels, **conditioning)
+                if conditioned:  # the head learns to guess the exposure the network is given
+                    head_error = F.mse_loss(unwrapped.exposure_head(thumbnails), exposure)
             loss = out.loss if not split_loss else pair_loss(out.reconstruction, labels, batch["well_lit"], args, eps)
+            if conditioned:
+                head_errors.append(head_error.detach())
+                loss = loss + args.exposure_loss_weight * head_error
             accelerator.backward(loss)
             if args.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -552,6 +598,7 @@ def train(args) -> int:
                 progress.set_postfix(loss=f"{float(losses[-1]):.4f}")
         train_loss = float(accelerator.gather(torch.stack(losses)).mean())  # one sync per epoch, not per step
         train_psnr = float(torch.stack(psnrs).mean())
+        train_exposure_rms = float(torch.stack(head_errors).mean().sqrt()) if head_errors else None
         train_seconds = time.monotonic() - epoch_started
 
         # Stop for the time budget on every process at once (decided on the main process, shared by the trigger).
@@ -570,7 +617,7 @@ def train(args) -> int:
                 scheduler.step(metrics["val_psnr"])
         validation_seconds = time.monotonic() - validation_started
 
-        record = {"epoch": epoch, "train_loss": train_loss, "train_psnr": train_psnr, **metrics,
+        record = {"epoch": epoch, "train_loss": train_loss, "train_psnr": train_psnr, "train_exposure_rms": train_exposure_rms, **metrics,
                   "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.monotonic() - started, 1),
                   "train_seconds": round(train_seconds, 2), "first_step_seconds": round(first_step_seconds, 2),
                   "validation_seconds": round(validation_seconds, 2)}
@@ -578,7 +625,11 @@ def train(args) -> int:
         message = f"epoch {epoch}: train loss {train_loss:.5f} psnr {train_psnr:.2f} ({train_seconds:.0f} s, first step {first_step_seconds:.1f} s)"
         if validate_now:
             message += (f" | val loss {metrics['val_loss']:.5f} psnr {metrics['val_psnr']:.2f} ssim {metrics['val_ssim']:.4f}"
-                        f" gt-mean psnr {metrics['val_psnr_gt_mean']:.2f} ({validation_seconds:.0f} s)")
+                        f" gt-mean psnr {metrics['val_psnr_gt_mean']:.2f}")
+            if "val_psnr_reference_exposure" in metrics:
+                message += (f" reference-exposure psnr {metrics['val_psnr_reference_exposure']:.2f}"
+                            f" exposure rms {metrics['val_exposure_rms']:.2f} stops")
+            message += f" ({validation_seconds:.0f} s)"
         accelerator.print(message + f" | lr {record['lr']:.2e}")
         checkpoint_started = time.monotonic()
         if (validate_now and metrics["val_psnr"] > state["best_val_psnr"]) or not validating:  # no validation: the last
