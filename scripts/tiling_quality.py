@@ -49,7 +49,7 @@ def main():
 
     def tiled(image, tile, overlap, shared):
         inputs = enhance.preprocess(image)
-        output = enhance.model.enhance(inputs["pixel_values"], tile, overlap, shared_statistics=shared)
+        output = enhance.model.enhance(inputs["pixel_values"], tile_size=tile, tile_overlap=overlap, shared_statistics=shared)
         return enhance.processor.post_process_image_to_image(output, inputs["original_sizes"])[0]
 
     start = time.perf_counter()

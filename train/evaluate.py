@@ -112,6 +112,10 @@ def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images:
         scores = score_pairs(model, pairs, batch_size=1, autocast_dtype=autocast_dtype, tile_size=tile_size,
                              tile_overlap=tile_overlap, margin=margin, on_output=keep(label), progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
+        if model.config.exposure_conditioning:  # also at each pair's own exposure: the counterpart of GT-mean figures
+            reference = score_pairs(model, pairs, batch_size=1, autocast_dtype=autocast_dtype, tile_size=tile_size,
+                                    tile_overlap=tile_overlap, margin=margin, exposure="reference")
+            scores["psnr_reference_exposure"], scores["ssim_reference_exposure"] = reference["psnr"], reference["ssim"]
         for key, values in scores.items():
             for row, value in zip(results[label], values):
                 row[key] = value
@@ -130,7 +134,8 @@ def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images:
                 store(i, pixels)
     summary = {}
     for label, rows in results.items():
-        metrics = [k for k in ("psnr", "psnr_gt_mean", "ssim", "lpips") if rows and k in rows[0]]
+        metrics = [k for k in ("psnr", "psnr_gt_mean", "ssim", "lpips", "psnr_reference_exposure", "ssim_reference_exposure")
+                   if rows and k in rows[0]]
         mean = {k: float(np.mean([r[k] for r in rows])) for k in metrics}
         if "psnr" in mean:
             mean["psnr_seed_convention"] = mean["psnr"] + INFLATION_DB
@@ -154,6 +159,7 @@ def markdown_report(report: dict) -> str:
     """Mean table (one row per method) and per-image PSNR table."""
     methods = report["methods"]
     has_lpips = any("lpips" in m["mean"] for m in methods.values())
+    has_reference = any("psnr_reference_exposure" in m["mean"] for m in methods.values())
     lines = [
         f"# Evaluation on {report['dataset']} ({report['split']}, {report['n']} images)",
         "",
@@ -163,16 +169,23 @@ def markdown_report(report: dict) -> str:
         "GT-mean: the output scaled to its reference's mean gray level before scoring (removes the global exposure error; "
         "the KinD/LLFlow convention, never mixed with plain PSNR in a ranking). "
         f"'Seed convention' = PSNR + {INFLATION_DB:.2f} dB (max_val=255 on [0,1] images, as in the study); "
-        "shown only for comparison with its figures.",
+        "shown only for comparison with its figures."
+        + (" Exposure-conditioned models render their own predicted exposure; 'reference exposure' asks them for each "
+           "reference's exposure instead (the honest counterpart of GT-mean figures)." if has_reference else ""),
         "",
-        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, GT-mean (dB) | PSNR, study's convention (dB) |",
-        "|---|---:|---:|" + ("---:|" if has_lpips else "") + "---:|---:|",
+        "| method | PSNR (dB) | SSIM |" + (" LPIPS ↓ |" if has_lpips else "") + " PSNR, GT-mean (dB) |"
+        + (" PSNR / SSIM, reference exposure |" if has_reference else "") + " PSNR, study's convention (dB) |",
+        "|---|---:|---:|" + ("---:|" if has_lpips else "") + "---:|" + ("---:|" if has_reference else "") + "---:|",
     ]
     for label, m in methods.items():
         mean = m["mean"]
         lpips_cell = f" {mean['lpips']:.4f} |" if has_lpips and "lpips" in mean else (" n/a |" if has_lpips else "")
-        lines.append(f"| {label} | {_fmt(mean['psnr'], 2)} | {mean['ssim']:.4f} |{lpips_cell} {_fmt(mean['psnr_gt_mean'], 2)} | "
-                     f"{_fmt(mean['psnr_seed_convention'], 2)} |")
+        reference_cell = ""
+        if has_reference:
+            reference_cell = (f" {_fmt(mean['psnr_reference_exposure'], 2)} / {mean['ssim_reference_exposure']:.4f} |"
+                              if "psnr_reference_exposure" in mean else " - |")
+        lines.append(f"| {label} | {_fmt(mean['psnr'], 2)} | {mean['ssim']:.4f} |{lpips_cell} {_fmt(mean['psnr_gt_mean'], 2)} |"
+                     f"{reference_cell} {_fmt(mean['psnr_seed_convention'], 2)} |")
     labels = list(methods)
     lines += ["", "## Per image (PSNR dB / SSIM)", "", "| image | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     names = [r["name"] for r in methods[labels[0]]["images"]] if labels else []
