@@ -1,4 +1,4 @@
-"""`mirnet-enhance` (issue 4, points 7 and 8): processes what it can, reports what it cannot, never clobbers."""
+"""`mirnet-enhance`: processes what it can, reports what it cannot, never clobbers."""
 
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""What transformers' common model tests check, for the parts MIRNet users rely on (issue 11).
+"""What transformers' common model tests check, for the parts MIRNet users rely on.
 
 transformers 5.24's own ModelTesterMixin was run against MIRNetModel outside this repository; these are our own tests
 of the checks that matter here: batching, save/load, dtype and device moves, determinism, gradient checkpointing,
