@@ -4,7 +4,7 @@
     python benchmarks/model_size.py                                   # 32x1x1 (shipped) vs 32x1x2, 32x2x1, 48x1x1
     python benchmarks/model_size.py --configs 32x1x1 32x1x2 --runs 7 --threads 1
 
-Issue 20, item 5: a larger config may ship if it wins on validation at the same CPU budget and stays within 2x of
+The size gate: a larger config may ship if it wins on validation at the same CPU budget and stays within 2x of
 the shipped model's per-photo time. This gives both figures as ratios to the first config, so machines of different
 speed agree: seconds per 600x400 photo through `Enhancer` (bf16 where the CPU has it, whole image, the mirrored
 margin; eval15 `1.png`), and seconds per training step of the g_scratch recipe (batch 2 of whole 600x400 photos,
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                 else "- | -")
         lines.append(f"| {spec} | {r['params'] / 1e6:.2f}M | {r['photo_median_s']:.2f} | "
                      f"{r['photo_median_s'] / first['photo_median_s']:.2f}x | {step} |")
-    lines += ["", "Issue 20's gate for a larger shipped model: within 2x of the shipped size per photo. Raw numbers: "
+    lines += ["", "The gate for a larger shipped model: within 2x of the shipped size per photo. Raw numbers: "
               "`benchmarks/model_size_results.json`.", END]
     publish("\n".join(lines), args.write)
     return 0

@@ -32,7 +32,7 @@ from modeling_mirnet.modeling_mirnet import enhancement_loss
 HERE = Path(__file__).resolve().parent
 BENCHMARKS_MD = HERE.parent / "BENCHMARKS.md"
 START, END = "<!-- train-step:start -->", "<!-- train-step:end -->"
-# the configs of issue 10's table: channels x RRG x MRB
+# the configs of the CPU budget study (train/configs/cpu_budget/): channels x RRG x MRB
 DEFAULT_CONFIGS = ["64x3x2", "32x3x2", "32x2x2", "64x1x1", "16x3x2", "32x1x1"]
 
 

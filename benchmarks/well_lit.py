@@ -7,7 +7,7 @@ reports, per model: the median PSNR of the output against its own input (a model
 scores high), the median ratio of output to input mean gray level (1 = exposure kept), and the worst 4-pixel grid
 score (`modeling_mirnet.metrics.grid_score`: about 1 for natural images; the inputs' own worst is shown beside it),
 and the worst grid added (an output's score over its own input's: 1 = the model drew no grid).
-Goals (issue 20): PSNR >= 28 dB, ratio 0.9-1.15, grid <= 2.5. Whole images, in the precision inference would use.
+Goals: PSNR >= 28 dB, ratio 0.9-1.15, grid <= 2.5 (or no worse than the inputs' own worst). Whole images, in the precision inference would use.
 """
 
 import argparse

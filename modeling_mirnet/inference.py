@@ -25,7 +25,7 @@ from .tiling import tile_starts
 DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles (MIRNetModel.enhance's default; a test keeps them equal)
 SUGGESTED_TILE = 512  # the tile size suggested when a whole image does not fit in memory
 MIN_SUGGESTED_TILE = 128  # below this, tiles cost more in seams and overhead than they save: no suggestion
-# One list of the image files the tools pick up from a folder (the CLI; train/data_utils.py for datasets).
+# One list of the image files the tools pick up from a folder (the CLI; modeling_mirnet/data.py for datasets).
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 PRECISIONS = ("auto", "fp32", "bf16")
 _PRECISION_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}

@@ -7,7 +7,7 @@ with its up-samplers made checkerboard-free (`MIRNetModel.remove_checkerboard_`,
 Per variant: the largest difference between the mean residual (output - input) of the 4x4 pixel phases in the image's
 centre (a 4-pixel grid shows as a spread between phases; 0 for a flat output) and the grid score of the output
 (`modeling_mirnet.metrics.grid_score`) beside the input's. `--save` writes the checkerboard-free model as a model
-folder, for the benchmarks. The evidence in docs/training-mirnet-lol.md, "Second round".
+folder, for the benchmarks. The evidence: docs/training-mirnet-lol.md, "Where the grid came from".
 """
 
 import argparse

@@ -123,7 +123,7 @@ HOW_TO_GET_A_CHECKPOINT = """\
 empty rather than showing an untrained network. To get one:
 - restore the project's bundled `space/checkpoints/mirnet-lol/` (it ships with the repository), or convert the
   authors' weights (`model_lol.pth` from github.com/swz30/MIRNet): `mirnet-convert model_lol.pth space/checkpoints/mirnet-lol`;
-- or train one with `train/train.py` (on a CPU too: see the README, "The shipped model") and package it with
+- or train one with `train/train.py` (on a CPU too: see `docs/training-mirnet-lol.md`) and package it with
   `train/package_model.py --output space/checkpoints/<name>`;
 - or point the app at a model folder or Hub id: `python space/app.py --model LoL=org/mirnet-lol`
   (or `MIRNET_MODEL=...`). Checkpoints in `space/checkpoints/<name>/` are picked up on start."""

@@ -1,4 +1,4 @@
-"""Conversion of official checkpoints (issue 4, point 3), checked against outputs of the official code.
+"""Conversion of official checkpoints, checked against outputs of the official code.
 
 tests/data/official_mirnet_vectors.safetensors holds, per case, an official-format state_dict (shared DAU and PReLU
 tensors included), an input and the official output in float64 (scripts/make_official_test_vector.py).

@@ -1,4 +1,4 @@
-"""train/evaluate.py and the metrics it reports (issue 2, point 4)."""
+"""train/evaluate.py and the metrics it reports."""
 
 import json
 import math

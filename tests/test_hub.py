@@ -1,4 +1,4 @@
-"""Saving and loading like a Hub repo (issue 4, points 4 and 5): local package, remote code, fake Hub cache, pipeline."""
+"""Saving and loading like a Hub repo: local package, remote code, fake Hub cache, pipeline."""
 
 import copy
 import json

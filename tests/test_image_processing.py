@@ -1,4 +1,4 @@
-"""Image processor and input checks (issue 4, points 5 and 8)."""
+"""Image processor and input checks."""
 
 import io
 import struct

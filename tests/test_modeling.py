@@ -1,4 +1,4 @@
-"""Architecture (issue 4, point 2): shapes, parameter counts of the official structure, residual, errors."""
+"""Architecture: shapes, parameter counts of the official structure, residual, errors."""
 
 import json
 

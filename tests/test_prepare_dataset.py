@@ -1,4 +1,4 @@
-"""train/prepare_dataset.py on generated LoL- and SICE-shaped folders (issue 2, point 1; --webp-quality: issue 15, item 3)."""
+"""train/prepare_dataset.py on generated LoL- and SICE-shaped folders, and --webp-quality's lossy copy."""
 
 import io
 import re
@@ -225,7 +225,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path, capsys):
     assert not (out / "precious.txt").exists() and len(data_utils.load_pairs(out, "test")) == 3
 
 
-# --webp-quality: the optional lossy copy (issue 15, item 3)
+# --webp-quality: the optional lossy copy (WebP; the report gives each split's PSNR against the originals)
 REPORT_LINE = re.compile(r"^  (\w+): high \(reference\) ([\d.]+) / ([\d.]+), low \(input\) ([\d.]+) / ([\d.]+)$", re.M)
 
 

@@ -57,7 +57,7 @@ def test_eval15_quality_does_not_regress(shipped_scores, recorded):
 
 
 def test_tiles_share_the_whole_photos_statistics():
-    """On trained weights, a 256 px tile left to its own global pools gets its own exposure (README, *Measurements*);
+    """On trained weights, a 256 px tile left to its own global pools gets its own exposure (BENCHMARKS.md, "Other measurements");
     with the whole photo's statistics (`enhance`'s default) the tiles agree with the whole-image result."""
     model, processor = load_mirnet(SHIPPED)
     inputs = processor(PIL.Image.open(EVAL15 / "low" / "1.png"))

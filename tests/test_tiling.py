@@ -1,4 +1,4 @@
-"""Tiled inference for large photos (issue 4, point 6)."""
+"""Tiled inference for large photos."""
 
 import inspect
 

@@ -1,4 +1,4 @@
-"""What transformers' common model tests check, for the parts MIRNet users rely on (issue 11).
+"""What transformers' common model tests check, for the parts MIRNet users rely on.
 
 transformers 5.24's own ModelTesterMixin was run against MIRNetModel outside this repository; these are our own tests
 of the checks that matter here: batching, save/load, dtype and device moves, determinism, gradient checkpointing,
@@ -103,10 +103,24 @@ def test_bf16_checkpoint_loads_in_its_dtype_or_as_asked(model, images, tmp_path)
 
 
 def test_cpu_device_move(model, images):
+    """Moving the model off the CPU and back moves every parameter and buffer. Without a GPU the other device is
+    "meta" (tensors without data): a tensor kept outside parameters and buffers, or one made on a fixed device in
+    forward, would stay behind or clash there."""
     reference = run(model, images)
-    moved = model.to("cpu")
-    assert moved.device.type == "cpu"
-    torch.testing.assert_close(run(moved, images), reference, rtol=0, atol=0)
+    assert model.to("cpu") is model and model.device.type == "cpu"
+    torch.testing.assert_close(run(model, images), reference, rtol=0, atol=0)
+    stray = [f"{name}.{key}" for name, module in model.named_modules() for key, value in vars(module).items()
+             if isinstance(value, torch.Tensor)]
+    assert not stray, f"tensors that .to() does not move: {stray}"
+    off_cpu = copy.deepcopy(model).to("meta")
+    assert off_cpu.device.type == "meta"
+    assert {t.device.type for t in (*off_cpu.parameters(), *off_cpu.buffers())} == {"meta"}
+    out = run(off_cpu, images.to("meta"))
+    assert out.device.type == "meta" and out.shape == reference.shape
+    back = off_cpu.to_empty(device="cpu")
+    back.load_state_dict(model.state_dict())
+    assert back.device.type == "cpu" and {t.device.type for t in (*back.parameters(), *back.buffers())} == {"cpu"}
+    torch.testing.assert_close(run(back, images), reference, rtol=0, atol=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -7,7 +7,7 @@ train.py exports the best validated epoch to runs/X/model; this writes any other
 of a fit that selects nothing (all data in training), or to measure an epoch that was not the best. The weights are
 those validation would score: the exponential moving average when the run kept one (--ema_decay), else the trained
 weights (`--weights model` forces those). The architecture comes from the run's model/config.json, or from `--config`
-for a checkpoint outside its run folder (e.g. a resume state committed in train/resume/).
+for a checkpoint outside its run folder (e.g. one copied to another machine).
 """
 
 import argparse

@@ -6,7 +6,8 @@
         --output space/checkpoints/mirnet-lol --name mirnet-lol
 
 The folder is what `save_for_hub` writes (model.safetensors, config.json with auto_map and custom_pipelines,
-preprocessor_config.json, the four code files), plus:
+preprocessor_config.json, and the seven code files that `trust_remote_code=True` runs: configuration, modeling, image
+processing, pipeline, inference, exposure and tiling), plus:
 - README.md: the model card (`model_card.md` template) with a `model-index` holding the validation figures of the
   selected epoch and the test figures from `train/evaluate.py` (PSNR, GT-mean PSNR, SSIM);
 - curves.png and trainer_state.json of the run; training_args.json (every flag, the command and the git commit).

@@ -27,7 +27,7 @@ exposures) and `Label/<seq>.JPG` (the reference).
     with Lanczos filtering, and stored as PNG.
 
 Lossy copy (--webp-quality Q, either dataset; default: off, the images are stored losslessly as described above):
-    for where size matters (a Hub dataset repo, a machine that may receive only so many MiB). Every image, low and
+    for where size matters (a Hub dataset repo, less data to copy to a training machine). Every image, low and
     high, is stored as WebP at quality Q (PIL `save(format="WEBP", quality=Q)`, Q an integer 1..100) instead of the
     lossless bytes: the file itself for LoL, the resized PNG's pixels for SICE. The script prints how far the
     images moved -- PSNR of the stored WebP against those originals (dB, data range 255, RGB), the mean over the
