@@ -12,7 +12,8 @@ how to get one; it never shows an untrained network's output as a result.
 Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU,
 in the precision --dtype picks (auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32); the page says
 which. Large photos are enhanced in overlapping tiles. Requests go through a bounded queue. Loading, tiling,
-precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`.
+precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`,
+and so is the decoding of every upload (`to_float_rgb`: the model gets the pixels the CLI gives it for that file).
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ def guard_upload(component: gr.Image, what: str) -> gr.Image:
                 raise cannot_read(diagnosed, name) from None
             except Exception:  # noqa: BLE001
                 pass
-            raise gr.Error(f"Cannot read {name}: {type(err).__name__}: {err}") from None
+            detail = str(err).replace(path, "the file") if path else str(err)  # no server path, the name said once
+            raise gr.Error(f"Cannot read {name}: {type(err).__name__}: {detail}") from None
 
     component.preprocess = preprocess
     return component
