@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .exposure import check_controls
-from .image_processing_mirnet import ImageLoadError, to_float_rgb
+from .image_processing_mirnet import ImageLoadError, load_image, to_float_rgb
 from .memory import keep_freed_memory
 from .metrics import well_exposed_note
 from .tiling import check_tile_settings
@@ -174,8 +174,8 @@ def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
     if target.exists() and os.path.samefile(target, path):
         return "skipped", "output would overwrite the input"
     try:
-        pixels = to_float_rgb(path, enhancer.processor.max_pixels)  # the package's one decoding (the Space's too)
-        enhanced = enhancer(pixels, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
+        image = load_image(path, enhancer.processor.max_pixels)
+        enhanced = enhancer(image, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
     except ImageLoadError as err:
         return "failed", err.problem
     except OutOfMemory as err:
@@ -184,7 +184,9 @@ def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
     tmp = target.with_name(f".{target.name}.partial")  # a killed run leaves no half-written output behind
     enhanced.save(tmp, format="PNG")
     os.replace(tmp, target)
-    return "enhanced", well_exposed_note(pixels) or ""
+    # the pixels the model got (`to_float_rgb`, the package's one decoding, the Space's too), computed again only now
+    # so they are not held while the network runs
+    return "enhanced", well_exposed_note(to_float_rgb(image, enhancer.processor.max_pixels)) or ""
 
 
 def main(argv: list[str] | None = None) -> int:
