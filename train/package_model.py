@@ -8,7 +8,7 @@
         --trained-on "2 CPU cores"
 
 The folder is what `save_for_hub` writes (model.safetensors, config.json with auto_map and custom_pipelines,
-preprocessor_config.json, the four code files), plus:
+preprocessor_config.json, the code files), plus:
 - README.md: the model card (`model_card.md` template): what the model is for and what it is not (its size, its test
   figures against the paper's, what it does to well-lit photos), a `model-index` holding the validation figures of
   the selected epoch and the test figures from `train/evaluate.py` (PSNR, GT-mean PSNR, SSIM), and the examples
