@@ -8,6 +8,9 @@ output (a.jpg and a.png, or a/x.jpg and b/x.jpg given as folders) stop the run b
 Unreadable files are reported and the run goes on. Existing outputs are never overwritten unless --overwrite is
 given: they are skipped, so a rerun of a killed job continues where it stopped (outputs are written atomically, a
 half-written one never counts). One summary at the end: enhanced / skipped / failed, the failed files named.
+A photo that is already well exposed (mean gray above 90 of 255) is enhanced too, with one note on stderr, in the
+Space's words: MIRNet is made for dark photos. Files are decoded as the Space and the pipeline decode them
+(`to_float_rgb`: 16-bit, palette, CMYK and EXIF-rotated photos included).
 
 On many processes, GPUs or machines, with accelerate: every process takes its share of the photos, loads the model
 on its own device and writes each output once; one progress bar counts the photos of all of them.
@@ -31,8 +34,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .exposure import check_controls
-from .image_processing_mirnet import ImageLoadError
+from .image_processing_mirnet import ImageLoadError, load_image, to_float_rgb
 from .memory import keep_freed_memory
+from .metrics import well_exposed_note
 from .tiling import check_tile_settings
 from .inference import (
     DEFAULT_TILE_OVERLAP,
@@ -163,22 +167,26 @@ def over_processes(state, value) -> list:
 
 
 def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
-    """Enhance `path` into `target` (written atomically): ("enhanced", ""), ("skipped", why) or ("failed", why)."""
+    """Enhance `path` into `target` (written atomically): ("enhanced", note), ("skipped", why) or ("failed", why).
+    The note is "" or, for a photo that is already well exposed, the sentence the Space shows (`well_exposed_note`)."""
     if target.exists() and not args.overwrite:
         return "skipped", f"{target} already exists (use --overwrite to replace it)"
     if target.exists() and os.path.samefile(target, path):
         return "skipped", "output would overwrite the input"
     try:
-        enhanced = enhancer(path, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
+        image = load_image(path, enhancer.processor.max_pixels)
+        enhanced = enhancer(image, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
     except ImageLoadError as err:
-        return "failed", str(err).removeprefix(f"{path}: ")
+        return "failed", err.problem
     except OutOfMemory as err:
         return "failed", f"{err}" + (f" (--tile {err.suggested_tile})" if err.suggested_tile else "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.partial")  # a killed run leaves no half-written output behind
     enhanced.save(tmp, format="PNG")
     os.replace(tmp, target)
-    return "enhanced", ""
+    # the pixels the model got (`to_float_rgb`, the package's one decoding, the Space's too), computed again only now
+    # so they are not held while the network runs
+    return "enhanced", well_exposed_note(to_float_rgb(image, enhancer.processor.max_pixels)) or ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             skipped += outcome == "skipped"
             if outcome == "failed":
                 failed.append(f"{path}: {why}")
-            if why:
-                tqdm.write(f"{outcome}: {path}: {why}", file=sys.stderr)
+            if why:  # once per file: a failure, a skip, or the well-exposed note of an enhanced photo
+                tqdm.write(f"{'note' if outcome == 'enhanced' else outcome}: {path}: {why}", file=sys.stderr)
         bar.update(sum(over_processes(state, int(i < len(share)))))
     bar.close()
     seconds = time.perf_counter() - started

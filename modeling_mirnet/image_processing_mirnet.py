@@ -16,16 +16,26 @@ MIN_IMAGE_SIDE = 1
 
 
 class ImageLoadError(ValueError):
-    """An input that is not a usable image: the message names the file (when there is one) and the problem."""
+    """An input that is not a usable image: the message names the file (when there is one) and the problem.
+
+    `problem` is the message without the name, so a caller that shows the file under another name (an upload's
+    original name, a path it already printed) names it once: `f"{name}: {err.problem}"`."""
+
+    def __init__(self, problem: str, name: str | None = None):
+        self.problem, self.name = problem, name
+        super().__init__(problem if name is None else f"{name}: {problem}")
+
+    def __reduce__(self):  # pickles (e.g. from a worker process) with its parts
+        return type(self), (self.problem, self.name)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> PIL.Image.Image:
     """Open and fully decode an image file, or raise ImageLoadError naming the file and what is wrong with it."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ImageLoadError(f"{path}: no such file")
+        raise ImageLoadError("no such file", path)
     if os.path.getsize(path) == 0:
-        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+        raise ImageLoadError("empty file (0 bytes)", path)
     try:
         with PIL.Image.open(path) as image:
             check_image_size(image.size, max_pixels, path)
@@ -34,22 +44,22 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_IMAGE_PIXELS) -> P
     except ImageLoadError:
         raise
     except PIL.Image.DecompressionBombError:
-        raise ImageLoadError(f"{path}: image too large: over the limit of {max_pixels / 1e6:.0f} MP") from None
+        raise ImageLoadError(f"image too large: over the limit of {max_pixels / 1e6:.0f} MP", path) from None
     except PIL.UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not an image file PIL can read") from None
+        raise ImageLoadError("not an image file PIL can read", path) from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{path}: cannot decode image ({err}); the file may be truncated or corrupt") from None
+        raise ImageLoadError(f"cannot decode image ({err}); the file may be truncated or corrupt", path) from None
 
 
 def check_image_size(size: tuple[int, int], max_pixels: int = MAX_IMAGE_PIXELS, name: str = "image") -> None:
     """Raise ImageLoadError for a zero-size image or one of more than `max_pixels` pixels (size is (width, height))."""
     width, height = size
     if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
-        raise ImageLoadError(f"{name}: zero-size image ({width}x{height})")
+        raise ImageLoadError(f"zero-size image ({width}x{height})", name)
     if width * height > max_pixels:
         raise ImageLoadError(
-            f"{name}: image too large: {width}x{height} is {width * height / 1e6:.0f} MP, "
-            f"over the limit of {max_pixels / 1e6:.0f} MP"
+            f"image too large: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of {max_pixels / 1e6:.0f} MP",
+            name,
         )
 
 

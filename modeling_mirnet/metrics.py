@@ -171,4 +171,20 @@ def gamma_curve(image: PIL.Image.Image, gamma: float = 0.4) -> PIL.Image.Image:
 
 BASELINES = {"input": lambda image: image.convert("RGB"), "autocontrast": autocontrast, "equalize": equalize, "gamma_0.4": gamma_curve}
 
-__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "mean_gray", "grid_score", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB"]
+# Above this mean gray level (0-1) a photo is called well exposed, by the CLI and the Space alike. LoL's dark inputs
+# average 0.02-0.10 and its references 0.24-0.58; 0.35 (90 of 255) is the middle of the references' range: a photo
+# brighter than most of the model's targets.
+WELL_EXPOSED_MEAN_GRAY = 0.35
+
+
+def well_exposed_note(pixels: np.ndarray) -> str | None:
+    """For a photo as the model receives it (HxWx3 float in [0, 1]: `to_float_rgb` of the file), the sentence the CLI
+    and the Space say when it is already well exposed ("already well exposed (mean gray 150 of 255): MIRNet is made
+    for dark photos"), else None."""
+    gray = float(mean_gray(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)[None]))
+    if gray <= WELL_EXPOSED_MEAN_GRAY:
+        return None
+    return f"already well exposed (mean gray {255 * gray:.0f} of 255): MIRNet is made for dark photos"
+
+__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "mean_gray", "grid_score", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB",
+           "WELL_EXPOSED_MEAN_GRAY", "well_exposed_note"]

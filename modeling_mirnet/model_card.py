@@ -6,6 +6,7 @@ shipped folder, with the test figures of `train/evaluate.py` added to its `model
 """
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,133 @@ from .metrics import INFLATION_DB
 
 TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOT_HYPERPARAMETERS = ("config", "resume", "push_to_hub", "report_to", "output_dir")
+NOT_HYPERPARAMETERS = ("config", "resume", "push_to_hub", "report_to", "output_dir", "dataset")
+# What a Hub visitor can follow for the datasets the project prepares (train/prepare_dataset.py), by the name their
+# folder or repository carries: (short id for the model-index, name, what it is, where to get it).
+KNOWN_DATASETS = {
+    "eval15": ("lol", "LOL eval15", "LOL's 15 test pairs", "https://daooshee.github.io/BMVC2018website/"),
+    "lol": ("lol", "LOL", "Wei et al., BMVC 2018: dark and well-lit 600x400 indoor photos",
+            "https://daooshee.github.io/BMVC2018website/"),
+    "sice": ("sice", "SICE", "Cai et al., 2018: photos at several exposures", "https://github.com/csjcai/SICE"),
+}
+# The first limitation the card names, by the dataset the model was trained on.
+KNOWN_LIMITS = {
+    "lol": "Trained on LOL's 600x400 indoor photos only: photos from other cameras, outdoor night "
+           "scenes, strong noise or colour casts may not be restored well.",
+    "sice": "Trained on SICE's multi-exposure photos, downscaled: photos unlike them may not be restored well.",
+}
+# The MIRNet paper's model on LOL eval15 (Zamir et al., ECCV 2020, Table 7): the yardstick of a LOL-trained model.
+PAPER = "the MIRNet paper's model (64 channels, 3 RRG x 2 MRB, 31.8M parameters, GPU training) reports 24.14 dB PSNR / 0.830 SSIM"
+# benchmarks/well_lit.py's goals for a photo that needs nothing (the README's do-no-harm table).
+WELL_LIT_GOALS = {"median_psnr": 28.0, "ratio": (0.9, 1.15), "grid_added": 1.5}
+
+
+def dataset_info(dataset: str) -> tuple[str, str, str, str | None]:
+    """(short id, name, what it is, link) of a `--dataset` value: a project dataset by its folder's or repository's
+    name, any other Hub id by itself (linked to its Hub page), any other local folder by its name, with no link."""
+    last = Path(str(dataset)).name.lower()
+    for key, info in KNOWN_DATASETS.items():
+        if key in last:
+            return info
+    if "/" in str(dataset) and not Path(str(dataset)).exists() and str(dataset).count("/") == 1:
+        return str(dataset), str(dataset), "a Hub dataset", f"https://huggingface.co/datasets/{dataset}"
+    return last, last, "a local dataset folder", None
+
+
+def dataset_text(dataset: str) -> str:
+    """The dataset as the card's prose names it: its name, linked where there is somewhere to go, and what it is."""
+    _, name, blurb, link = dataset_info(dataset)
+    return f"[{name}]({link}) ({blurb})" if link else f"{name} ({blurb})"
+
+
+def commands_note(dataset: str) -> str:
+    """For a model trained on a local folder: what that folder is, since the card's commands name it."""
+    if dataset_info(dataset)[3] and "huggingface.co" in dataset_info(dataset)[3]:
+        return ""
+    return (f"The commands run in a clone of the project; `{dataset}` there is {dataset_text(dataset)}, prepared with "
+            "the project's `train/prepare_dataset.py`.")
+
+
+def commit_text(commit: str) -> str:
+    """A recorded commit for the card: a '-dirty' one is named as the commit plus uncommitted changes."""
+    if commit.endswith("-dirty"):
+        return (f"commit `{commit.removesuffix('-dirty')}` of the project, with changes not yet committed at the time "
+                "(that commit alone may not reproduce it exactly)")
+    return f"commit `{commit}` of the project"
+
+
+def parameter_count(folder) -> int | None:
+    """Parameters in folder/model.safetensors (None when the weights are not there)."""
+    weights = Path(folder) / "model.safetensors"
+    if not weights.is_file():
+        return None
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            count = 1
+            for size in f.get_slice(key).get_shape():
+                count *= size
+            total += count
+    return total
+
+
+def only_this_model(command: str, label: str | None) -> str:
+    """A benchmark command cut to what reproduces this model's figures: its own `--model label=...`, without the
+    other models it was compared with or the `--json` report path. Unchanged without a label."""
+    if not label:
+        return command
+    words, kept, i = shlex.split(command), [], 0
+    while i < len(words):
+        if words[i] == "--model" and i + 1 < len(words):
+            if words[i + 1].split("=", 1)[0] == label:
+                kept += words[i:i + 2]
+            i += 2
+        elif words[i] == "--json" and i + 1 < len(words):
+            i += 2
+        else:
+            kept.append(words[i])
+            i += 1
+    return shlex.join(kept)
+
+
+def purpose_section(dataset: str, config: dict, params: int | None, trained_on: str | None, test: dict | None,
+                    well_lit: dict | None) -> str:
+    """What the model is for and what it is not, in prose, from this model's own figures."""
+    short = dataset_info(dataset)[0]
+    size = f"{params / 1e6:.2f}M parameters: " if params else ""
+    shape = (f"{config.get('num_features')} channels, {config.get('num_rrg')} RRG x {config.get('num_mrb')} MRB"
+             if config.get("num_features") else "its configuration in config.json")
+    where = f", trained on {trained_on}" if trained_on else ""
+    text = [f"A small MIRNet ({size}{shape}{where}) for dark photos like those it was trained on, "
+            f"{dataset_text(dataset)}: under-exposed scenes it brightens and cleans up."]
+    if test is not None:
+        test_name = dataset_info(test["dataset"])[1]
+        yardstick = f"; on the same photos {PAPER}" if short == "lol" and "lol" in test_name.lower() else ""
+        text.append(f"On {test_name} it scores {test['psnr']:.2f} dB PSNR / {test['ssim']:.3f} SSIM{yardstick}. "
+                    "Expect a useful brightening, not the paper's quality.")
+    if not well_lit:
+        text.append("What it does to photos that are already well exposed was not measured for this folder "
+                    "(`benchmarks/well_lit.py`).")
+    else:
+        ratio, low, high = well_lit["median_ratio"], *WELL_LIT_GOALS["ratio"]
+        gentle = (well_lit["median_psnr"] >= WELL_LIT_GOALS["median_psnr"] and low <= ratio <= high
+                  and well_lit["worst_grid_added"] <= WELL_LIT_GOALS["grid_added"])
+        if gentle:
+            text.append(f"Photos that are already well exposed come out nearly unchanged (median PSNR against the input "
+                        f"{well_lit['median_psnr']:.1f} dB, mean gray x{ratio:.2f}, on {well_lit['count']} well-lit photos).")
+        else:
+            change = ("brighter" if ratio > high else "darker" if ratio < low else "about as bright")
+            grid = (f", and it can draw a faint 4-pixel grid (up to {well_lit['worst_grid_added']:.0f}x the input's)"
+                    if well_lit["worst_grid_added"] > WELL_LIT_GOALS["grid_added"] else "")
+            text.append(f"**It is not for photos that are already well exposed: it changes them.** Given {well_lit['count']} "
+                        f"well-lit photos (the references of the validation split) it returned them {change} (mean gray x{ratio:.2f}) and restyled to its own tone "
+                        f"curve (median PSNR against the input {well_lit['median_psnr']:.1f} dB, where a light touch would "
+                        f"be {WELL_LIT_GOALS['median_psnr']:.0f} dB or more){grid}. `mirnet-enhance` and the Space say so "
+                        "when a photo is already well exposed (mean gray above 90 of 255).")
+    text.append("It is not a denoiser for strong sensor noise, nor a fix for over-exposed photos.")
+    return "\n\n".join(text)
 
 
 def git_commit() -> str:
@@ -52,7 +179,8 @@ def earlier_stages_note(folder) -> str:
 
 def well_lit_section(well_lit: dict | None) -> str:
     """The do-no-harm table from benchmarks/well_lit.py's figures for this model ({"count", "command", "median_psnr",
-    "median_ratio", "worst_grid", "median_grid", "worst_input_grid", "worst_grid_added"}), or "" without them."""
+    "median_ratio", "worst_grid", "median_grid", "worst_input_grid", "worst_grid_added"}, and "label": the model's
+    label in that command, which then shows only this model), or "" without them."""
     if not well_lit:
         return ""
     return "\n".join([
@@ -66,31 +194,35 @@ def well_lit_section(well_lit: dict | None) -> str:
         f"({well_lit['median_grid']:.2f}; {well_lit['worst_input_grid']:.2f}) | {well_lit['worst_grid_added']:.2f}x |",
         "",
         "Goals: >= 28 dB, 0.9-1.15, no grid beyond the input's (1x added). "
-        f"Command: `{well_lit['command']}`",
+        f"Command: `{only_this_model(well_lit['command'], well_lit.get('label'))}`",
     ])
 
 
 def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None,
-                     well_lit: dict | None = None) -> Path:
+                     well_lit: dict | None = None, trained_on: str | None = None) -> Path:
     """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
-    `state`: train.py's trainer_state.json; `test`: mean figures of evaluate.py on the test split (optional);
-    `well_lit`: benchmarks/well_lit.py's figures for this model (optional, `well_lit_section`)."""
+    `state`: train.py's trainer_state.json; `model_id`: the Hub repository id the card's examples load;
+    `test`: mean figures of evaluate.py on the test split (optional); `well_lit`: benchmarks/well_lit.py's figures
+    for this model (optional, `well_lit_section`); `trained_on`: the hardware, e.g. "2 CPU cores" (optional)."""
     args = training["args"]
     best = state["history"][state["best_epoch"] - 1]
     dataset = str(args.get("dataset"))
+    dataset_id, dataset_name, _, _ = dataset_info(dataset)
     validation_split = args.get("validation_split", "validation")
-    results = [_result(f"{dataset} ({validation_split})", dataset, validation_split, m, n, best[k])
+    results = [_result(f"{dataset_name} ({validation_split})", dataset_id, validation_split, m, n, best[k])
                for m, n, k in (("psnr", "PSNR", "val_psnr"), ("ssim", "SSIM", "val_ssim"),
                                ("psnr", "PSNR (GT-mean)", "val_psnr_gt_mean")) if best.get(k) is not None]
     test_table = "No test-split evaluation is recorded for this folder."
     if test is not None:
-        results += [_result(f"{test['dataset']} ({test['split']})", test["dataset"], test["split"], m, n, test[k])
+        test_id, test_name, _, _ = dataset_info(test["dataset"])
+        results += [_result(f"{test_name} ({test['split']})", test_id, test["split"], m, n, test[k])
                     for m, n, k in (("psnr", "PSNR", "psnr"), ("ssim", "SSIM", "ssim"), ("psnr", "PSNR (GT-mean)", "psnr_gt_mean"))]
         rows = [f"| **{model_id}** | **{test['psnr']:.2f}** | **{test['ssim']:.4f}** | {test['psnr_gt_mean']:.2f} | {test['psnr'] + INFLATION_DB:.2f} |"]
         rows += [f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_gt_mean']:.2f} | {m['psnr'] + INFLATION_DB:.2f} |"
                  for name, m in test.get("baselines", {}).items()]
         test_table = "\n".join([
-            f"Test split `{test['split']}` of `{test['dataset']}` ({test['n']} pairs), scored once, after the epoch was chosen:",
+            f"Test split `{test['split']}` of {dataset_text(test['dataset'])} ({test['n']} pairs, bundled with the project as "
+            f"`{test['dataset']}`), scored once, after the epoch was chosen:",
             "",
             "| method | PSNR (dB) | SSIM | PSNR, GT-mean (dB) | PSNR, study's convention (dB) |",
             "|---|---:|---:|---:|---:|",
@@ -123,13 +255,17 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         template_path=str(TEMPLATE),
         model_id=model_id,
         experiment=args.get("experiment") or "custom run",
-        dataset=dataset,
+        dataset=dataset_text(dataset),
+        commands_note=commands_note(dataset),
+        purpose=purpose_section(dataset, args, parameter_count(folder), trained_on, test, well_lit),
+        limitation=KNOWN_LIMITS.get(dataset_id, f"Trained on {dataset_text(dataset)} only: photos unlike its "
+                                                "training photos may not be restored well."),
         selection=selection,
         test_table=test_table,
         well_lit_table=well_lit_section(well_lit),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
-        commit=training.get("commit", "unknown"),
+        commit=commit_text(training.get("commit", "unknown")),
         earlier_stages=earlier_stages_note(folder),
     )
     path = Path(folder) / "README.md"

@@ -12,7 +12,8 @@ how to get one; it never shows an untrained network's output as a result.
 Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU,
 in the precision --dtype picks (auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32); the page says
 which. Large photos are enhanced in overlapping tiles. Requests go through a bounded queue. Loading, tiling,
-precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`.
+precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`,
+and so is the decoding of every upload (`to_float_rgb`: the model gets the pixels the CLI gives it for that file).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import torch  # noqa: E402
 
-from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image  # noqa: E402
+from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image, to_float_rgb, to_uint8  # noqa: E402
 from modeling_mirnet.inference import (  # noqa: E402
     DEFAULT_TILE_OVERLAP,
     PRECISIONS,
@@ -76,7 +77,7 @@ from modeling_mirnet.inference import (  # noqa: E402
 )
 from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, check_controls  # noqa: E402
 from modeling_mirnet.memory import keep_freed_memory  # noqa: E402
-from modeling_mirnet.metrics import autocontrast, mean_gray, psnr, ssim  # noqa: E402
+from modeling_mirnet.metrics import autocontrast, psnr, ssim, well_exposed_note  # noqa: E402
 from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 
 CHECKPOINT_DIR = HERE / "checkpoints"
@@ -88,11 +89,6 @@ MAX_FILE_SIZE = os.environ.get("MIRNET_MAX_FILE_SIZE", "25mb")
 ON_ZERO_GPU = os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
 TILING_CHOICES = ["auto", "always", "never"]
 MAX_PHOTOS = int(os.environ.get("MIRNET_MAX_PHOTOS", "16"))  # photos per request in the "Several photos" tab
-# Above this mean gray level (0-1) a photo is called well exposed on the page. LoL's dark inputs average 0.02-0.10 and
-# its references 0.24-0.58; 0.35 (90 of 255) is the middle of the references' range: a photo brighter than most of
-# the model's targets.
-WELL_EXPOSED_MEAN_GRAY = 0.35
-WELL_EXPOSED_TEXT = "This photo is already well exposed (mean gray {:.0f} of 255): MIRNet is made for dark photos."
 
 
 def read_controls(brightness, strength) -> tuple[float, float]:
@@ -109,14 +105,6 @@ def safe_name(text: str) -> str:
     """`text` as a file-name part: anything but letters, digits, '_', '.', '-' becomes '_'."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
-
-def mean_gray_255(image: PIL.Image.Image) -> float:
-    """Mean Rec.601 gray level of an RGB image, 0-255."""
-    return 255 * float(mean_gray(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None]))
-
-
-def well_exposed(image: PIL.Image.Image) -> bool:
-    return mean_gray_255(image) > 255 * WELL_EXPOSED_MEAN_GRAY
 
 HOW_TO_GET_A_CHECKPOINT = """\
 **No trained MIRNet checkpoint was found**, so only the PIL autocontrast baseline is shown; the MIRNet panel stays
@@ -180,12 +168,12 @@ def shown_source(source: str) -> str:
 # ----------------------------------------------------------------------------------------------- uploads
 
 
-def readable(err: Exception, path: str | None, shown_name: str | None) -> str:
-    """The error's message with gradio's temporary path replaced by the name the user uploaded."""
-    message = str(err)
-    if path and shown_name:
-        message = message.replace(path, shown_name)
-    return message
+def cannot_read(err: ImageLoadError, name: str) -> gr.Error:
+    """The error for an upload that is not a usable image: its name once, then the package's diagnosis.
+
+    The words lead the message because gradio 6.31's page titles every error toast "Error", whatever gr.Error's
+    `title` says (its front end reads a field the server never sends)."""
+    return gr.Error(f"Cannot read {name}: {err.problem}")
 
 
 def guard_upload(component: gr.Image, what: str) -> gr.Image:
@@ -205,25 +193,49 @@ def guard_upload(component: gr.Image, what: str) -> gr.Image:
             raise
         except Exception as err:  # noqa: BLE001 - anything PIL raises on a bad upload
             path = getattr(payload, "path", None)
-            name = f'{what} ({getattr(payload, "orig_name", None) or (Path(path).name if path else "upload")})'
+            name = f'the {what} ({getattr(payload, "orig_name", None) or (Path(path).name if path else "upload")})'
             try:
                 load_image(path, MAX_PIXELS)
             except ImageLoadError as diagnosed:
-                raise gr.Error(readable(diagnosed, path, name), title="Cannot read this image") from None
+                raise cannot_read(diagnosed, name) from None
             except Exception:  # noqa: BLE001
                 pass
-            raise gr.Error(f"{name}: cannot read this image ({type(err).__name__}: {err})", title="Cannot read this image") from None
+            detail = str(err).replace(path, "the file") if path else str(err)  # no server path, the name said once
+            raise gr.Error(f"Cannot read {name}: {type(err).__name__}: {detail}") from None
 
     component.preprocess = preprocess
     return component
 
 
-def open_upload(path: str, what: str) -> PIL.Image.Image:
-    """Fully decoded RGB image from an uploaded file, or gr.Error with the package's message."""
+def decode_upload(path: str) -> tuple[np.ndarray, PIL.Image.Image]:
+    """An uploaded file decoded as `mirnet-enhance` decodes it (`to_float_rgb`, the package's one decoding: 16-bit,
+    palette, CMYK, EXIF-rotated ...): the float RGB pixels the model receives, and their 8-bit RGB image (shown as the
+    input, given to autocontrast and the metrics). ImageLoadError when it is not a usable image."""
+    pixels = to_float_rgb(path, MAX_PIXELS)
+    return pixels, PIL.Image.fromarray(to_uint8(torch.from_numpy(pixels)).numpy())
+
+
+def open_upload(path: str, name: str) -> tuple[np.ndarray, PIL.Image.Image]:
+    """`decode_upload`, or gr.Error naming the file as `name` when it is not a usable image."""
     try:
-        return load_image(path, MAX_PIXELS).convert("RGB")
+        return decode_upload(path)
     except ImageLoadError as err:
-        raise gr.Error(readable(err, path, f"{what} ({Path(path).name})"), title="Cannot read this image") from None
+        raise cannot_read(err, name) from None
+
+
+def compare_pair(gallery, index: int):
+    """The (input, result) pair of the "Several photos" gallery that holds item `index` (inputs at even places,
+    results after them), for the before/after slider; None for an empty gallery."""
+    if not gallery:
+        return None
+    first = min(max(int(index), 0), len(gallery) - 1) // 2 * 2
+    item = lambda i: gallery[i][0] if isinstance(gallery[i], (list, tuple)) else gallery[i]  # noqa: E731
+    return item(first), item(first + 1)
+
+
+def show_pair(gallery, selected: gr.SelectData):
+    """Gallery click -> the slider shows that photo's input and result."""
+    return compare_pair(gallery, selected.index)
 
 
 # ----------------------------------------------------------------------------------------------- the app
@@ -309,8 +321,8 @@ class MIRNetSpace:
         if tile_size % 32 or not 128 <= tile_size <= 2048:
             raise gr.Error(f"tile size must be a multiple of 32 between 128 and 2048, got {tile_size}")
         progress(0.0, desc="Reading the image")
-        image = open_upload(image_path, "input")
-        reference = open_upload(reference_path, "reference") if reference_path else None
+        pixels, image = open_upload(image_path, f"the input ({Path(image_path).name})")
+        reference = open_upload(reference_path, f"the reference ({Path(reference_path).name})")[1] if reference_path else None
         stem = Path(image_path).stem[:60] or "image"
         out = self._request_dir()
         input_png = out / f"{stem}_input.png"
@@ -329,15 +341,16 @@ class MIRNetSpace:
                 progress(0.1 + 0.85 * done / total, desc=f"MIRNet ({label}): tile {done}/{total}")
 
             progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}")
-            enhanced, report = self.run_model(image, label, tiling, tile_size, brightness, strength, on_tile)
+            enhanced, report = self.run_model(pixels, label, tiling, tile_size, brightness, strength, on_tile)
             progress(0.96, desc="Saving the result")
             enhanced_png = out / f"{stem}_mirnet-{safe_name(label)}.png"
             enhanced.save(enhanced_png)
             status.append(report)
         else:
             status.append("No trained MIRNet checkpoint: only the autocontrast baseline was computed.")
-        if well_exposed(image):
-            status.append(WELL_EXPOSED_TEXT.format(mean_gray_255(image)))
+        note = well_exposed_note(pixels)
+        if note:
+            status.append(f"This photo is {note}.")
         metrics = self.metrics_table(image, reference, enhanced_png, baseline, label)
         gallery = [(str(input_png), "Input")]
         if enhanced_png:
@@ -354,14 +367,16 @@ class MIRNetSpace:
             files,
         )
 
-    def run_model(self, image: PIL.Image.Image, label: str, tiling: str, tile_size: int, brightness: float, strength: float,
+    def run_model(self, pixels: np.ndarray, label: str, tiling: str, tile_size: int, brightness: float, strength: float,
                   on_tile=None) -> tuple[PIL.Image.Image, str]:
-        """MIRNet (checkpoint `label`) on one decoded photo, tiled as `tiling` says: the enhanced image and a status
-        sentence (size, device, time, tiles, controls). Out of memory becomes a gr.Error with a tile size to try."""
+        """MIRNet (checkpoint `label`) on one decoded photo (`open_upload`'s pixels), tiled as `tiling` says: the
+        enhanced image and a status sentence (size, device, time, tiles, controls). Out of memory becomes a gr.Error
+        with a tile size to try."""
         enhancer = self.enhancer(label)
-        inputs = enhancer.preprocess(image)
+        inputs = enhancer.preprocess(pixels)
         height, width = inputs["pixel_values"].shape[-2:]
-        tile = self.tile_size_for(image.width, image.height, tiling, tile_size)
+        image_height, image_width = pixels.shape[:2]
+        tile = self.tile_size_for(image_width, image_height, tiling, tile_size)
         tiles = count_tiles(height, width, tile)
         start = time.perf_counter()
         try:
@@ -370,16 +385,21 @@ class MIRNetSpace:
         except OutOfMemory as err:
             advice = f" (Tiling: 'always', tile size {err.suggested_tile})" if err.suggested_tile else ""
             message = str(err)
-            raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.", title="Out of memory") from None
+            raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.") from None  # the message starts "Out of memory"
         seconds = time.perf_counter() - start
         how = f"{tiles} tiles of {tile} px" if tiles > 1 else "whole image"
         controls = "".join([f", brightness {brightness:+g} stops" if brightness else "", f", strength {strength:g}" if strength != 1 else ""])
-        report = f"MIRNet ({label}) enhanced {image.width}x{image.height} on {self.device_text()} in {seconds:.1f} s ({how}{controls})."
+        report = f"MIRNet ({label}) enhanced {image_width}x{image_height} on {self.device_text()} in {seconds:.1f} s ({how}{controls})."
         return enhancer.postprocess(output, inputs["original_sizes"])[0], report
 
     def enhance_many(self, paths, checkpoint=None, brightness=0.0, strength=1.0, progress=gr.Progress()):
-        """Enhance several uploads (at most MAX_PHOTOS); returns (status, gallery of results, zip of their PNGs).
-        A photo that cannot be read or enhanced is named in the status and the others are still done."""
+        """Enhance several uploads (at most MAX_PHOTOS); returns (status, gallery, slider, zip).
+
+        The gallery holds each result beside its input (input, MIRNet, input, MIRNet ...: one pair per row); the
+        slider compares the first pair (a click on a gallery image shows its pair, `compare_pair`); the status says
+        per photo what the one-photo tab says (size, time, the well-exposed note) or why it was not enhanced; the zip
+        holds the results and notes.txt with the same per-photo lines. A photo that cannot be read or enhanced does
+        not stop the others."""
         paths = [p for p in (paths or []) if p]
         if not paths:
             raise gr.Error("Upload one or more photos first.")
@@ -390,34 +410,39 @@ class MIRNetSpace:
             raise gr.Error("No trained MIRNet checkpoint is loaded (see the notice at the top).")
         brightness, strength = read_controls(brightness, strength)
         label = checkpoint if checkpoint in self.sources else self.labels[0]
-        out, gallery, failed, bright = self._request_dir(), [], [], []
+        out, gallery, results, lines = self._request_dir(), [], [], []
         for i, path in enumerate(paths):
             name = Path(path).name
             progress(i / len(paths), desc=f"photo {i + 1}/{len(paths)}: {name}")
             try:
-                image = open_upload(path, name)
-                enhanced, _ = self.run_model(image, label, "auto", DEFAULT_TILE, brightness, strength)
-            except gr.Error as err:
-                failed.append(f"{name}: {err.message}")
+                pixels, image = decode_upload(path)
+                enhanced, report = self.run_model(pixels, label, "auto", DEFAULT_TILE, brightness, strength)
+            except ImageLoadError as err:
+                lines.append(f"{name}: not enhanced ({err.problem}).")
                 continue
-            target = out / f"{i + 1:03d}_{safe_name(Path(path).stem)[:60]}.png"
+            except gr.Error as err:  # out of memory: the message says what to try
+                lines.append(f"{name}: not enhanced. {err.message}")
+                continue
+            stem = f"{i + 1:03d}_{safe_name(Path(path).stem)[:60]}"
+            source, target = out / f"{stem}_input.png", out / f"{stem}.png"
+            image.save(source, compress_level=1)
             enhanced.save(target)
-            gallery.append((str(target), name))
-            if well_exposed(image):
-                bright.append(name)
+            note = well_exposed_note(pixels)
+            lines.append(f"{name}: {report}" + (f" This photo is {note}." if note else ""))
+            results.append(target)
+            gallery += [(str(source), f"{name}: input"),
+                        (str(target), f"{name}: MIRNet ({label})" + (", already well exposed" if note else ""))]
         progress(1.0, desc="Zipping the results")
         archive = None
-        if gallery:
+        if results:
             archive = out / "mirnet_enhanced.zip"
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
-                for png, _ in gallery:
-                    zipped.write(png, Path(png).name)
-        status = [f"MIRNet ({label}) enhanced {len(gallery)} of {len(paths)} photo(s) on {self.device_text()}."]
-        if failed:
-            status.append("Not enhanced: " + "; ".join(failed) + ".")
-        if bright:
-            status.append(f"Already well exposed: {', '.join(bright)} (MIRNet is made for dark photos).")
-        return " ".join(status), gallery, str(archive) if archive else None
+                for png in results:
+                    zipped.write(png, png.name)
+                zipped.writestr("notes.txt", "\n".join(lines) + "\n")
+        summary = f"MIRNet ({label}) enhanced {len(results)} of {len(paths)} photo(s) on {self.device_text()}."
+        status = "\n".join([summary, "", *(f"- {line}" for line in lines)])
+        return status, gallery, compare_pair(gallery, 0), str(archive) if archive else None
 
     @staticmethod
     def metrics_table(image, reference, enhanced_png, baseline, label) -> str:
@@ -518,9 +543,11 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
                     many_button = gr.Button("Enhance all", variant="primary", elem_id="enhance-all-button")
                     many_status = gr.Markdown(elem_id="many-status")
                 with gr.Column(scale=2):
-                    many_gallery = gr.Gallery(label="MIRNet results", columns=4, object_fit="contain", height=400, format="png",
-                                              elem_id="results-gallery")
-                    many_zip = gr.File(label="All results, full resolution (zip of PNGs)", elem_id="results-zip")
+                    many_slider = gr.ImageSlider(label="Input | MIRNet (click a photo below to compare it here)", type="filepath",
+                                                 format="png", elem_id="results-slider", max_height=400)
+                    many_gallery = gr.Gallery(label="Each photo: input | MIRNet", columns=2, object_fit="contain", height=400,
+                                              format="png", elem_id="results-gallery")
+                    many_zip = gr.File(label="All results, full resolution (zip of PNGs and notes.txt)", elem_id="results-zip")
         button.click(
             space.enhance,
             inputs=[image_in, reference_in, checkpoint_in, tiling_in, tile_in, brightness_in, strength_in],
@@ -530,9 +557,10 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
         many_button.click(
             space.enhance_many,
             inputs=[photos_in, checkpoint_in, brightness_in, strength_in],
-            outputs=[many_status, many_gallery, many_zip],
+            outputs=[many_status, many_gallery, many_slider, many_zip],
             api_name="enhance_many",
         )
+        many_gallery.select(show_pair, inputs=[many_gallery], outputs=[many_slider], api_name="compare")
     return demo
 
 

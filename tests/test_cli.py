@@ -39,6 +39,27 @@ def test_enhances_good_files_and_skips_bad_ones(tiny_model_dir, tmp_path, capsys
     assert "notes.png: not an image file" in captured.err
     assert "cut.png: cannot decode image" in captured.err
     assert "enhanced 2 image(s)" in captured.out and "failed 2: " in captured.out and "notes.png" in captured.out
+    # every message names the file once
+    for line in [*captured.err.splitlines(), *captured.out.split("; ")]:
+        assert line.count("notes.png") <= 1 and line.count("cut.png") <= 1, line
+
+
+def test_a_well_exposed_photo_gets_one_note_in_the_spaces_words(tiny_model_dir, tmp_path, capsys):
+    from modeling_mirnet.metrics import WELL_EXPOSED_MEAN_GRAY
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    level = round(255 * WELL_EXPOSED_MEAN_GRAY)  # 89: at the threshold, not above it; 92 is above
+    PIL.Image.fromarray(np.full((20, 30, 3), level, dtype=np.uint8)).save(folder / "edge.png")
+    PIL.Image.fromarray(np.full((20, 30, 3), level + 3, dtype=np.uint8)).save(folder / "sunny.png")
+    PIL.Image.fromarray(np.full((20, 30), 200 * 257, dtype=np.uint16)).save(folder / "bright16.png")  # 16-bit, bright
+    PIL.Image.fromarray(np.full((20, 30), 30 * 257, dtype=np.uint16)).save(folder / "dark16.png")  # 16-bit, dark
+    random_image(20, 30).convert("L").point(lambda v: v // 8).save(folder / "night.png")
+    assert main([str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)]) == 0  # a note is no failure
+    notes = [line for line in capsys.readouterr().err.splitlines() if "well exposed" in line]
+    assert notes == [f"note: {folder / 'bright16.png'}: already well exposed (mean gray 200 of 255): MIRNet is made for dark photos",
+                     f"note: {folder / 'sunny.png'}: already well exposed (mean gray 92 of 255): MIRNet is made for dark photos"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bright16.png", "dark16.png", "edge.png", "night.png", "sunny.png"]
 
 
 def test_tiled_and_whole_runs_write_the_same_size(tiny_model_dir, tmp_path):

@@ -120,6 +120,20 @@ def test_not_an_image(tmp_path):
         load_image(path)
 
 
+def test_load_errors_carry_the_problem_apart_from_the_name(tmp_path):
+    """Callers that show a file under another name (the Space: the upload's name) say it once, from `problem`."""
+    import pickle
+
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageLoadError) as failure:
+        load_image(tmp_path / "notes.png")
+    err = failure.value
+    assert (err.name, err.problem) == (str(tmp_path / "notes.png"), "not an image file PIL can read")
+    assert str(err) == f"{tmp_path / 'notes.png'}: not an image file PIL can read"
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.name, again.problem, str(again)) == (err.name, err.problem, str(err))
+
+
 def test_truncated_file(tmp_path):
     buffer = io.BytesIO()
     random_image(64, 64).save(buffer, format="PNG")

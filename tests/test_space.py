@@ -16,8 +16,11 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from modeling_mirnet import MIRNetModel  # noqa: E402
 from modeling_mirnet.inference import Enhancer, load_mirnet  # noqa: E402
-from modeling_mirnet.metrics import autocontrast, psnr, ssim  # noqa: E402
+from modeling_mirnet.cli import main as cli_main  # noqa: E402
+from modeling_mirnet.image_processing_mirnet import to_float_rgb, to_uint8  # noqa: E402
+from modeling_mirnet.metrics import autocontrast, psnr, ssim, well_exposed_note  # noqa: E402
 
+from helpers import photos_of_every_kind  # noqa: E402
 from space_helpers import LOL, load_space_app, served  # noqa: E402
 
 LABEL = "mirnet-tiny"  # the fixture folder's name: a test model, never offered to users
@@ -34,6 +37,17 @@ def dark_image(path, height=48, width=64, seed=0):
 
 def read(path) -> PIL.Image.Image:
     return PIL.Image.open(path).convert("RGB")
+
+
+def as_decoded(path) -> np.ndarray:
+    """The file as the package decodes it, in 8 bits: what the Space must show as the input."""
+    return to_uint8(torch.from_numpy(to_float_rgb(path))).numpy()
+
+
+def cli_outputs(files, model_dir, out) -> dict[str, np.ndarray]:
+    """mirnet-enhance's result for each file (name -> 8-bit RGB array), run in this process."""
+    assert cli_main([*map(str, files), "-o", str(out), "--model", str(model_dir)]) == 0
+    return {Path(f).name: np.asarray(read(out / Path(f).with_suffix(".png").name)).astype(int) for f in files}
 
 
 def enhance(client, image, reference=None, checkpoint=LABEL, tiling="auto", tile_size=512, brightness=0.0, strength=1.0):
@@ -75,6 +89,21 @@ def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model,
     assert all(str(p).endswith(".png") for p in files)
 
 
+def test_every_kind_of_photo_reaches_the_model_as_the_cli_decodes_it(app_with_model, tiny_model_dir, tmp_path):
+    """16-bit gray and RGB, "I", "F", gray+alpha, palette with transparency, CMYK, EXIF-rotated: the Space's input
+    panel is the package's decoding and its result is mirnet-enhance's, file for file."""
+    _, _, client = app_with_model
+    photos = photos_of_every_kind(tmp_path / "in")
+    expected = cli_outputs(photos.values(), tiny_model_dir, tmp_path / "cli")
+    for name, path in photos.items():
+        status, mirnet, *_ = enhance(client, path)
+        shown = np.asarray(read(mirnet[0]))
+        assert np.array_equal(shown, as_decoded(path)), name
+        assert shown.mean() < 60 and "well exposed" not in status, name  # dark, as the file is (not clipped to white)
+        assert np.abs(np.asarray(read(mirnet[1])).astype(int) - expected[name]).max() <= 1, name
+    assert read(enhance(client, photos["rotated.jpg"])[1][1]).size == (36, 52)  # turned upright, as the CLI does
+
+
 def test_reference_gives_psnr_ssim_of_both_results(app_with_model, tmp_path):
     _, _, client = app_with_model
     image = dark_image(tmp_path / "dark.png")
@@ -98,8 +127,9 @@ def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model
     _, _, client = app_with_model
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("this is a text file, not a picture\n" * 10)
-    with pytest.raises(AppError, match=r"notes\.png.*not an image"):
+    with pytest.raises(AppError, match=r"^Cannot read the input \(notes\.png\): not an image file PIL can read$") as failure:
         enhance(client, not_an_image)
+    assert failure.value.message.count("notes.png") == 1
 
     truncated = tmp_path / "cut.png"
     truncated.write_bytes((LOL / "low" / "493.png").read_bytes()[:6000])
@@ -121,7 +151,7 @@ def test_bad_uploads_give_a_readable_message_and_the_app_stays_up(app_with_model
     with pytest.raises(ValueError, match="exceeds the maximum file size"):
         enhance(client, big_file)
 
-    with pytest.raises(AppError, match="not an image"):  # a bad reference is reported too
+    with pytest.raises(AppError, match=r"^Cannot read the reference \(notes\.png\): not an image"):  # a bad reference too
         enhance(client, dark_image(tmp_path / "ok.png"), not_an_image)
 
     status, mirnet, *_ = enhance(client, dark_image(tmp_path / "after.png"))  # still serving
@@ -240,25 +270,51 @@ def test_a_well_exposed_upload_is_named_so_and_labels_hide_local_paths(app_with_
     assert "well exposed" not in status
 
 
-def test_several_photos_give_a_gallery_a_zip_and_name_the_bad_file(app_with_model, tiny_model_dir, tmp_path):
+def test_several_photos_pair_each_result_with_its_input_and_say_what_the_one_photo_tab_says(app_with_model, tiny_model_dir, tmp_path):
     import zipfile
 
     _, demo, client = app_with_model
-    photos = [dark_image(tmp_path / f"night{i}.png", seed=i) for i in range(3)]
+    app = load_space_app()
+    photos = [dark_image(tmp_path / f"night{i}.png", seed=i) for i in range(2)]
+    gray16 = photos_of_every_kind(tmp_path / "kinds")["gray16.png"]  # decoded as the CLI decodes it, here too
+    sunny = tmp_path / "sunny.png"
+    PIL.Image.fromarray(np.full((40, 60, 3), 150, dtype=np.uint8)).save(sunny)
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
-    status, gallery, archive = client.predict([handle_file(str(p)) for p in [photos[0], bad, *photos[1:]]], LABEL, 0.0, 1.0,
-                                              api_name="/enhance_many")
-    assert "enhanced 3 of 4 photo(s)" in status and "notes.png" in status
-    assert [item["caption"] for item in gallery] == ["night0.png", "night1.png", "night2.png"]
-    enhancer = Enhancer(*load_mirnet(tiny_model_dir), precision=demo.space.precision)
+    uploads = [photos[0], bad, gray16, sunny, photos[1]]
+    status, gallery, slider, archive = client.predict([handle_file(str(p)) for p in uploads], LABEL, 0.0, 1.0,
+                                                      api_name="/enhance_many")
+    assert f"MIRNet ({LABEL}) enhanced 4 of 5 photo(s)" in status
+    lines = {line.split(":")[0].removeprefix("- "): line for line in status.splitlines() if line.startswith("- ")}
+    assert list(lines) == ["night0.png", "notes.png", "gray16.png", "sunny.png", "night1.png"]
+    assert lines["notes.png"] == "- notes.png: not enhanced (not an image file PIL can read)."  # its name once
+    assert "already well exposed (mean gray 150 of 255): MIRNet is made for dark photos" in lines["sunny.png"]
+    assert all("well exposed" not in lines[n] for n in ("night0.png", "gray16.png", "night1.png"))
+    assert "enhanced 52x36" in lines["gray16.png"]
+    # each result beside its input, in upload order; the bright one says so under the picture too
+    assert [item["caption"] for item in gallery] == [
+        "night0.png: input", f"night0.png: MIRNet ({LABEL})", "gray16.png: input", f"gray16.png: MIRNet ({LABEL})",
+        "sunny.png: input", f"sunny.png: MIRNet ({LABEL}), already well exposed", "night1.png: input",
+        f"night1.png: MIRNet ({LABEL})"]
+    enhanced = cli_outputs([p for p in uploads if p != bad], tiny_model_dir, tmp_path / "cli")
+    for k, path in enumerate([photos[0], gray16, sunny, photos[1]]):
+        assert np.array_equal(np.asarray(read(gallery[2 * k]["image"])), as_decoded(path))
+        assert np.abs(np.asarray(read(gallery[2 * k + 1]["image"])).astype(int) - enhanced[path.name]).max() <= 1
+    # the slider compares the first pair; a click on any image of a pair shows that pair
+    assert np.array_equal(np.asarray(read(slider[0])), as_decoded(photos[0]))
+    assert np.abs(np.asarray(read(slider[1])).astype(int) - enhanced["night0.png"]).max() <= 1
+    pairs = [(f"in{k}", f"out{k}") for k in range(3)]
+    gallery_value = [item for pair in pairs for item in pair]
+    assert [app.compare_pair(gallery_value, i) for i in (0, 3, 5)] == pairs[:1] + pairs[1:]
+    assert app.compare_pair([], 0) is None
     with zipfile.ZipFile(archive) as zipped:
-        names = zipped.namelist()
-        assert names == ["001_night0.png", "003_night1.png", "004_night2.png"]
-        for name, photo in zip(names, photos):
+        assert zipped.namelist() == ["001_night0.png", "003_gray16.png", "004_sunny.png", "005_night1.png", "notes.txt"]
+        for name, source in zip(zipped.namelist(), [photos[0], gray16, sunny, photos[1]]):
             with zipped.open(name) as f:
                 written = np.asarray(PIL.Image.open(f).convert("RGB")).astype(int)
-            assert np.abs(written - np.asarray(enhancer(read(photo)))).max() <= 1  # full resolution, the package's result
+            assert np.abs(written - enhanced[source.name]).max() <= 1  # full resolution, mirnet-enhance's result
+        notes = zipped.read("notes.txt").decode()
+    assert notes.splitlines() == [line.removeprefix("- ") for line in lines.values()]  # the zip says it too
     with pytest.raises(AppError, match="at most 16"):
         client.predict([handle_file(str(photos[0]))] * 17, LABEL, 0.0, 1.0, api_name="/enhance_many")
 
@@ -269,5 +325,5 @@ def test_examples_follow_the_manifest_order():
     rows = app.example_rows()
     assert [Path(r[0]).name for r in rows] == [m["input"] for m in manifest] and len(rows) == 3
     assert rows[0][1] is not None and all(Path(p).is_file() for r in rows for p in r if p)
-    # the well-lit example is called well exposed by the app's own rule, the dark ones are not
-    assert [app.well_exposed(read(r[0])) for r in rows] == [False, False, True]
+    # the well-lit example is called well exposed by the package's rule (the CLI's too), the dark ones are not
+    assert [well_exposed_note(app.decode_upload(r[0])[0]) is not None for r in rows] == [False, False, True]

@@ -2,14 +2,17 @@
 """Package a trained run as a Hub-ready model folder: weights, code, processor, card with test results, curves.
 
     python train/evaluate.py --dataset datasets/lol_eval15 --model mirnet-lol=runs/X/model --output results/mirnet_lol_eval15
+    python benchmarks/well_lit.py --model mirnet-lol=runs/X/model --dataset data/lol --json results/well_lit/X.json
     python train/package_model.py --run runs/X --evaluation results/mirnet_lol_eval15/results.json \
-        --output space/checkpoints/mirnet-lol --name mirnet-lol
+        --well-lit results/well_lit/X.json --output space/checkpoints/mirnet-lol --name org/mirnet-lol \
+        --trained-on "2 CPU cores"
 
 The folder is what `save_for_hub` writes (model.safetensors, config.json with auto_map and custom_pipelines,
-preprocessor_config.json, and the seven code files that `trust_remote_code=True` runs: configuration, modeling, image
-processing, pipeline, inference, exposure and tiling), plus:
-- README.md: the model card (`model_card.md` template) with a `model-index` holding the validation figures of the
-  selected epoch and the test figures from `train/evaluate.py` (PSNR, GT-mean PSNR, SSIM);
+preprocessor_config.json, the code files), plus:
+- README.md: the model card (`model_card.md` template): what the model is for and what it is not (its size, its test
+  figures against the paper's, what it does to well-lit photos), a `model-index` holding the validation figures of
+  the selected epoch and the test figures from `train/evaluate.py` (PSNR, GT-mean PSNR, SSIM), and the examples
+  loading `--name`, the Hub repository id (use the one the README's examples use);
 - curves.png and trainer_state.json of the run; training_args.json (every flag, the command and the git commit).
 
 The epoch was selected by train.py on validation only; the test figures are recorded, never used to choose.
@@ -53,7 +56,9 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluation", type=Path, help="results.json of train/evaluate.py on the test split")
     parser.add_argument("--method", help="label of the model in that results.json (default: the first non-baseline)")
     parser.add_argument("--output", required=True, type=Path, help="folder to write (replaced if it exists)")
-    parser.add_argument("--name", required=True, help="model id shown in the card, e.g. mirnet-lol")
+    parser.add_argument("--name", required=True,
+                        help="Hub repository id the card names and its examples load, e.g. org/mirnet-lol (the README's)")
+    parser.add_argument("--trained-on", help='the hardware it was trained on, for the card, e.g. "2 CPU cores"')
     parser.add_argument("--well-lit", type=Path, help="JSON of benchmarks/well_lit.py --json for this model (the card's do-no-harm table)")
     args = parser.parse_args(argv)
 
@@ -82,7 +87,7 @@ def main(argv=None) -> int:
         report = json.loads(args.well_lit.read_text())
         models = report["summary"]["models"]
         label = args.method if args.method in models else next(iter(models))
-        well_lit = {**models[label], "count": report["summary"]["count"], "command": report["command"]}
+        well_lit = {**models[label], "count": report["summary"]["count"], "command": report["command"], "label": label}
 
     model, processor = load_mirnet(model_dir)
     tmp = args.output.with_name(args.output.name + ".partial")
@@ -97,7 +102,7 @@ def main(argv=None) -> int:
         copy_earlier_stages(training, tmp)
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
-    write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit)
+    write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit, trained_on=args.trained_on)
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_FOLDER_MB:
         print(f"error: the folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB limit", file=sys.stderr)
