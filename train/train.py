@@ -16,7 +16,7 @@ crops, 3 RRGs x 2 MRBs, 64 channels, 50 epochs, ReduceLROnPlateau on validation 
 Compilation too comes from the launcher: `accelerate launch --dynamo_backend inductor [--dynamo_mode reduce-overhead]`
 compiles the training step (reduce-overhead: CUDA graphs of the fixed-shape step on a GPU); each epoch records its first
 step's seconds (`first_step_seconds`: with compilation, the compile time). Validation always runs the plain module.
-Exposure (issue 20): `--whole_images` trains on whole photos, so the global pools of SKFF and channel attention see the
+Exposure: `--whole_images` trains on whole photos, so the global pools of SKFF and channel attention see the
 scene as they do at inference; `--well_lit_share` mixes in references as both input and target (well-lit photos must
 come out unchanged; `--well_lit_loss_type` gives them their own loss); `--exposure_jitter` changes each dark input's
 exposure (the target kept); `--loss_type gt_mean`; `--checkerboard_free` keeps the up-samplers from drawing a grid.

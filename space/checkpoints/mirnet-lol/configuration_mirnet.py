@@ -53,6 +53,12 @@ class MIRNetConfig(PretrainedConfig):
         loss_type (`str`, defaults to `"charbonnier"`): loss computed when `labels` are passed
             (`"charbonnier"`, `"l1"` or `"rmse"`).
         charbonnier_eps (`float`, defaults to 1e-3): epsilon of the Charbonnier loss.
+        exposure_conditioning (`bool`, defaults to `False`): the network takes a target exposure per image (stops,
+            `log2(mean Y of the output / mean Y of the input)`): the input is first brought to that exposure by the
+            highlight-preserving curve (`exposure.render_exposure`), the network restores what the curve cannot, and a
+            small head (`predict_exposure`) predicts a default exposure from a thumbnail. `False` is the official
+            architecture, unchanged.
+        exposure_thumbnail_size (`int`, defaults to 64): side of the square thumbnail the exposure head sees.
 
     The official names `height` and `width` (which are not image sizes) are accepted as aliases of `num_streams` and
     `num_dau_columns`: `MIRNetConfig(height=4)`, `config.height` and config.json files that use them keep working,
@@ -80,6 +86,8 @@ class MIRNetConfig(PretrainedConfig):
         share_dau_columns: bool = True,
         loss_type: str = "charbonnier",
         charbonnier_eps: float = 1e-3,
+        exposure_conditioning: bool = False,
+        exposure_thumbnail_size: int = 64,
         **kwargs,
     ):
         # the official names `height` / `width` (old config.json files, official-style keywords) set the new fields
@@ -124,6 +132,8 @@ class MIRNetConfig(PretrainedConfig):
         self.share_dau_columns = share_dau_columns
         self.loss_type = loss_type
         self.charbonnier_eps = charbonnier_eps
+        self.exposure_conditioning = exposure_conditioning
+        self.exposure_thumbnail_size = exposure_thumbnail_size
         super().__init__(**kwargs)
 
     @property

@@ -1,11 +1,14 @@
-"""Exposure in linear light: sRGB decoding/encoding, a plain gain in stops (training's exposure jitter) and the
-brightness and strength controls users set on top of the model's output."""
+"""Exposure in linear light: sRGB decoding/encoding, a plain gain in stops (training's exposure jitter), the exposure
+of an image pair in stops and the highlight-preserving curve that renders a photo at a requested exposure (the input
+of exposure-conditioned models), and the brightness and strength controls users set on top of the model's output."""
 
 import math
 
 import torch
 
 MAX_BRIGHTNESS_STOPS = 3.0
+MAX_EXPOSURE_STOPS = 10.0  # the widest exposure an exposure-conditioned model is asked for (LoL: 5.1 +- 1.1 stops)
+REC709_LUMA = (0.2126, 0.7152, 0.0722)  # Y of linear-light sRGB primaries
 
 
 def srgb_to_linear(images: torch.Tensor) -> torch.Tensor:
@@ -18,6 +21,63 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     linear = linear.clamp(0, 1)
     encoded = torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
     return encoded.clamp(0, 1)
+
+
+def mean_luminance(images: torch.Tensor) -> torch.Tensor:
+    """Mean linear-light luminance Y (Rec. 709 weights) of each (B, 3, H, W) sRGB image in [0, 1]: (B,) float32."""
+    weights = torch.tensor(REC709_LUMA, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    return (srgb_to_linear(images.float().clamp(0, 1)) * weights).sum(1).flatten(1).mean(1)
+
+
+def exposure_stops(output: torch.Tensor, reference: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    """The exposure of `output` relative to `reference` in stops, log2(mean Y of output / mean Y of reference): (B,).
+    For a training pair (input, target) it is the exposure the model is asked to render, log2(target / input)."""
+    return torch.log2(mean_luminance(output).clamp_min(floor) / mean_luminance(reference).clamp_min(floor))
+
+
+def rolloff(linear: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """The highlight-preserving gain on linear light: g x / (1 + (g - 1) x) for g > 1 (shadows get the full gain,
+    white stays white), the plain gain g x for g <= 1 (darkening cannot clip). `gain` broadcasts against `linear`."""
+    return gain * linear / (1 + (gain - 1).clamp_min(0) * linear)
+
+
+def curve_stops(images: torch.Tensor, exposure: torch.Tensor, iterations: int = 30) -> torch.Tensor:
+    """log2 of the `rolloff` gain that brings each sRGB image to its requested `exposure` (stops; (B,)): the mean
+    luminance of the result is 2**exposure times the input's. Darkening is exact (the gain is 2**exposure); brightening
+    is solved by bisection (the roll-off gives back less than the gain), up to the curve's limit, where every pixel
+    that is not black has gone white. (B,) float32."""
+    exposure = exposure.float().reshape(-1)
+    linear = srgb_to_linear(images.float().clamp(0, 1))
+    weights = torch.tensor(REC709_LUMA, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    target = (linear * weights).sum(1).flatten(1).mean(1) * torch.exp2(exposure)
+    low, high = exposure.clone(), exposure + 16
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        rendered = (rolloff(linear, torch.exp2(middle).view(-1, 1, 1, 1)) * weights).sum(1).flatten(1).mean(1)
+        short = rendered < target
+        low, high = torch.where(short, middle, low), torch.where(short, high, middle)
+    return torch.where(exposure <= 0, exposure, (low + high) / 2)
+
+
+def render_exposure(images: torch.Tensor, gain_stops: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB images through `rolloff` with the gain 2**gain_stops ((B,), from `curve_stops`), per channel
+    in linear light: the input of an exposure-conditioned network. Float32, in [0, 1]."""
+    gain = torch.exp2(gain_stops.float()).view(-1, 1, 1, 1)
+    return linear_to_srgb(rolloff(srgb_to_linear(images.float().clamp(0, 1)), gain))
+
+
+def check_exposure(exposure, batch_size: int) -> torch.Tensor:
+    """`exposure` (a number or a (B,) tensor of stops) as a (B,) float32 tensor; ValueError naming the problem when
+    it is not finite, outside +-MAX_EXPOSURE_STOPS, or of another batch size."""
+    values = torch.as_tensor(exposure, dtype=torch.float32)
+    if values.ndim == 0:
+        values = values.expand(batch_size)
+    if values.ndim != 1 or values.shape[0] != batch_size:
+        raise ValueError(f"exposure must be a number or one value per image ({batch_size}), got shape {tuple(values.shape)}")
+    if not torch.isfinite(values).all() or values.abs().max() > MAX_EXPOSURE_STOPS:
+        raise ValueError(f"exposure must be a number of stops between -{MAX_EXPOSURE_STOPS:g} and {MAX_EXPOSURE_STOPS:g}, "
+                         f"got {values.tolist()}")
+    return values
 
 
 def scale_exposure(images: torch.Tensor, stops: torch.Tensor | float) -> torch.Tensor:
@@ -60,5 +120,6 @@ def apply_controls(enhanced: torch.Tensor, original: torch.Tensor, brightness: f
     return adjust_brightness(enhanced, brightness)
 
 
-__all__ = ["MAX_BRIGHTNESS_STOPS", "adjust_brightness", "apply_controls", "check_controls", "linear_to_srgb",
-           "scale_exposure", "srgb_to_linear"]
+__all__ = ["MAX_BRIGHTNESS_STOPS", "MAX_EXPOSURE_STOPS", "adjust_brightness", "apply_controls", "check_controls",
+           "check_exposure", "curve_stops", "exposure_stops", "linear_to_srgb", "mean_luminance", "render_exposure",
+           "rolloff", "scale_exposure", "srgb_to_linear"]

@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from .exposure import apply_controls, check_controls
+from .exposure import MAX_EXPOSURE_STOPS, apply_controls, check_controls, check_exposure
 from .image_processing_mirnet import MIRNetImageProcessor, load_image
 from .modeling_mirnet import BORDER_MARGIN, MIRNetModel, mirrored_margin
 from .tiling import tile_starts
@@ -281,21 +281,27 @@ class Enhancer:
 
     def forward(
         self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP,
-        on_tile=None, brightness: float = 0.0, strength: float = 1.0, precision=None,
+        on_tile=None, brightness: float = 0.0, strength: float = 1.0, precision=None, exposure=None,
     ) -> torch.Tensor:
         """The network's float32 output for `pixel_values`, on the model's device (see `MIRNetModel.enhance`), with
-        the user's controls applied (`exposure.apply_controls`: `brightness` in stops, `strength` 0-1; the defaults
-        leave the model's output as it is). `precision` overrides the Enhancer's for this call.
+        the user's controls applied (`brightness` in stops, `strength` 0-1; the defaults leave the model's output as it
+        is). `precision` overrides the Enhancer's for this call.
+
+        Exposure-conditioned models render `exposure` (stops; None: the model's prediction) plus `brightness`: the
+        network renders the brighter or darker photo. Other models take no `exposure`, and `brightness` is the curve
+        of `exposure.apply_controls` on their output.
 
         Raises OutOfMemory (with a suggested tile size) when an allocation fails, ValueError for bad tile settings
         or controls.
         """
         check_controls(brightness, strength)
+        stops = self.exposure(pixel_values, exposure, brightness)
         dtype = self.dtype if precision is None else resolve_dtype(precision, self.device)
         try:
             with autocast_context(self.device, dtype):
-                output = self.model.enhance(pixel_values, tile_size, tile_overlap, on_tile=on_tile).float()
-            return apply_controls(output, pixel_values.to(output.device), brightness, strength)
+                output = self.model.enhance(pixel_values, stops, tile_size=tile_size, tile_overlap=tile_overlap,
+                                            on_tile=on_tile).float()
+            return apply_controls(output, pixel_values.to(output.device), 0.0 if stops is not None else brightness, strength)
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -303,24 +309,46 @@ class Enhancer:
         height, width = pixel_values.shape[-2:]
         raise OutOfMemory(self.device, height, width, tile_size, tile_overlap)
 
+    @property
+    def conditioned(self) -> bool:
+        """Whether the model renders the exposure it is asked for (`config.exposure_conditioning`)."""
+        return bool(getattr(self.model.config, "exposure_conditioning", False))
+
+    def exposure(self, pixel_values: torch.Tensor, exposure=None, brightness: float = 0.0) -> torch.Tensor | None:
+        """The stops an exposure-conditioned model renders: `exposure` (a number or one per image; None: the model's
+        prediction on each whole photo) plus `brightness`, within the model's range. None for other models, which
+        refuse an `exposure` (ValueError)."""
+        if not self.conditioned:
+            if exposure is not None:
+                raise ValueError("this model has no exposure input (it was trained without exposure conditioning); "
+                                 "use brightness to adjust its output")
+            return None
+        if exposure is None:
+            with torch.inference_mode():
+                stops = self.model.predict_exposure(pixel_values.to(self.device))
+        else:
+            stops = check_exposure(exposure, len(pixel_values)).to(self.device)
+        return (stops + brightness).clamp(-MAX_EXPOSURE_STOPS, MAX_EXPOSURE_STOPS)
+
     def postprocess(self, reconstruction: torch.Tensor, original_sizes) -> list:
         """Network output -> 8-bit RGB PIL images cropped to `original_sizes`."""
         return self.processor.post_process_image_to_image(reconstruction, original_sizes)
 
     def __call__(self, image, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP, on_tile=None,
-                 brightness: float = 0.0, strength: float = 1.0):
+                 brightness: float = 0.0, strength: float = 1.0, exposure=None):
         """One image (file path, PIL, numpy or torch) in, the enhanced PIL image of the same size out."""
         inputs = self.preprocess(image)
-        output = self.forward(inputs["pixel_values"], tile_size, tile_overlap, on_tile, brightness, strength)
+        output = self.forward(inputs["pixel_values"], tile_size, tile_overlap, on_tile, brightness, strength, exposure=exposure)
         return self.postprocess(output, inputs["original_sizes"])[0]
 
 
 def enhance_image(
     model: MIRNetModel, processor: MIRNetImageProcessor, image, tile_size: int | None = None,
     tile_overlap: int = DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None, brightness: float = 0.0, strength: float = 1.0,
+    exposure=None,
 ):
     """`Enhancer(model, processor, precision)(image, ...)`: one image in, the enhanced PIL image of the same size out."""
-    return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile, brightness, strength)
+    return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile, brightness, strength, exposure)
 
 
 __all__ = [

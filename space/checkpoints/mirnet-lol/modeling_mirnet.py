@@ -19,6 +19,12 @@ Differences from the official code, none of which change the function it compute
 Beyond the official code: `MIRNetModel.enhance` runs large photos in tiles whose global pools are the whole photo's
 (`tiling.py`: `tiled_forward`, `SharedStatistics`), so tiles do not each get their own exposure, and first mirrors a
 margin around the photo (`BORDER_MARGIN`), so its own edges are not where the zero-padded convolutions end.
+
+Exposure as an input (`config.exposure_conditioning`, off by default): how bright a photo should come out is not
+something its pixels determine (LoL's references are one answer of many), so the network is told. The input is first
+brought to the requested exposure by a highlight-preserving curve (`exposure.render_exposure`), the network sees that
+and the requested stops (a constant channel, as FFDNet gives its noise level) and predicts the residual to the curve's
+output; `ExposureHead` predicts a default exposure from a thumbnail of the whole photo.
 """
 
 import math
@@ -32,12 +38,17 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
+from .exposure import MAX_EXPOSURE_STOPS, check_exposure, curve_stops, mean_luminance, render_exposure
 from .tiling import SharedStatistics, global_average_pool, tiled_forward
 
 # Pixels mirrored around a photo by `MIRNetModel.enhance` (and cropped off after). At a photo's own bottom and right
 # edges the stride-2 transposed convolutions lose a tap, so the outermost 4 pixels there come out in a 4-pixel pattern;
-# with the edges moved inside, they do not (docs/training-mirnet-lol.md, issue 20, third round).
+# with the edges moved inside, they do not (docs/training-mirnet-lol.md).
 BORDER_MARGIN = 8
+# The requested exposure enters an exposure-conditioned network as a constant input channel of stops / this.
+EXPOSURE_INPUT_SCALE = 8.0
+# log2 of a typical well-exposed mean luminance (LoL's references: mean gray 121 of 255): where the head starts.
+TYPICAL_LOG2_LUMINANCE = -2.4
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -61,7 +72,11 @@ class MIRNetPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         # PyTorch's default initialisation, as the official model is trained with (not transformers' N(0, 0.02))
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        if module is getattr(getattr(self, "exposure_head", None), "out", None):
+            # the exposure head starts as the constant predictor: every photo to a typical brightness
+            init.zeros_(module.weight)
+            init.constant_(module.bias, TYPICAL_LOG2_LUMINANCE)
+        elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
                 fan_in = module.weight.shape[1] * module.weight[0][0].numel()
@@ -77,9 +92,11 @@ class MIRNetModel(MIRNetPreTrainedModel):
     def __init__(self, config: MIRNetConfig):
         super().__init__(config)
         k = config.kernel_size
-        self.conv_in = conv(config.num_channels, config.num_features, k, config.bias)
+        conditioned = config.exposure_conditioning
+        self.conv_in = conv(config.num_channels + int(conditioned), config.num_features, k, config.bias)
         self.rrgs = nn.ModuleList([RRG(config) for _ in range(config.num_rrg)])
         self.conv_out = conv(config.num_features, config.num_channels, k, config.bias)
+        self.exposure_head = ExposureHead(config) if conditioned else None
         # Feature maps in channels_last (NHWC) memory format: the same arithmetic, but oneDNN runs the
         # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
         self.channels_last: bool | None = None
@@ -122,6 +139,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
     def forward(
         self,
         pixel_values: torch.Tensor,
+        exposure: torch.Tensor | float | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
@@ -131,6 +149,9 @@ class MIRNetModel(MIRNetPreTrainedModel):
         r"""
         pixel_values (`torch.FloatTensor` of shape `(batch_size, num_channels, height, width)`):
             Low-light images in [0, 1]; height and width multiples of `config.size_divisor`.
+        exposure (`torch.FloatTensor` of shape `(batch_size,)` or a number, *optional*):
+            Exposure-conditioned models only, and required there: the exposure to render, in stops
+            (`log2(mean Y of the output / mean Y of the input)`); `predict_exposure` gives a default.
         labels (`torch.FloatTensor` of the same shape, *optional*):
             Reference images; when given, `loss` is `config.loss_type` between the output and them.
         output_hidden_states (`bool`, *optional*):
@@ -149,7 +170,8 @@ class MIRNetModel(MIRNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features = self.conv_in(pixel_values.contiguous(memory_format=self.feature_memory_format(pixel_values)))
+        base, inputs = self.condition(pixel_values, exposure, shared_statistics)
+        features = self.conv_in(inputs.contiguous(memory_format=self.feature_memory_format(pixel_values)))
         hidden_states = (features,) if output_hidden_states else None
         for rrg in self.rrgs:
             features = rrg(features, shared_statistics)
@@ -157,7 +179,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
                 hidden_states += (features,)
         residual = self.conv_out(features)
         # `.to` is a no-op unless a device_map put conv_out on another device than the input
-        reconstruction = (pixel_values.to(residual.device) + residual).contiguous()
+        reconstruction = (base.to(residual.device) + residual).contiguous()
 
         loss = None
         if labels is not None:
@@ -169,10 +191,41 @@ class MIRNetModel(MIRNetPreTrainedModel):
             return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
         return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
 
+    def condition(self, pixel_values: torch.Tensor, exposure, shared_statistics: SharedStatistics | None = None):
+        """(the image the residual is added to, the network's input). Without exposure conditioning both are
+        `pixel_values`; with it, the image is `pixel_values` brought to `exposure` by the highlight-preserving curve
+        (its gain solved on these pixels, or the whole photo's gain that tiles share through `shared_statistics`),
+        and the input adds the requested stops as a constant channel."""
+        if not self.config.exposure_conditioning:
+            if exposure is not None:
+                raise ValueError("this model has no exposure input (config.exposure_conditioning is False); "
+                                 "adjust its output's brightness instead")
+            return pixel_values, pixel_values
+        if exposure is None:
+            raise ValueError("this model is exposure-conditioned: pass `exposure` (stops, one per image), for example "
+                             "model.predict_exposure(pixel_values), or call model.enhance(pixel_values)")
+        batch, _, height, width = pixel_values.shape
+        exposure = check_exposure(exposure, batch).to(pixel_values.device)
+        with torch.no_grad():
+            gain = shared_statistics.curve_stops if shared_statistics is not None else None
+            if gain is None:
+                gain = curve_stops(pixel_values, exposure)
+            base = render_exposure(pixel_values, gain).to(pixel_values.dtype)
+        level = (exposure / EXPOSURE_INPUT_SCALE).to(base.dtype).view(-1, 1, 1, 1).expand(batch, 1, height, width)
+        return base, torch.cat([base, level], dim=1)
+
+    def predict_exposure(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The exposure (stops, (batch,)) the head would render each whole photo at: its default for `enhance`."""
+        if self.exposure_head is None:
+            raise ValueError("this model has no exposure head (config.exposure_conditioning is False)")
+        param = next(self.exposure_head.parameters())
+        thumbnails = exposure_thumbnail(pixel_values.to(param.device), self.config.exposure_thumbnail_size)
+        return self.exposure_head(thumbnails).float()
+
     @torch.inference_mode()
     def enhance(
-        self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = 32, on_tile=None,
-        shared_statistics: bool = True, margin: int = BORDER_MARGIN,
+        self, pixel_values: torch.Tensor, exposure: torch.Tensor | float | None = None, tile_size: int | None = None,
+        tile_overlap: int = 32, on_tile=None, shared_statistics: bool = True, margin: int = BORDER_MARGIN,
     ) -> torch.Tensor:
         """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
 
@@ -184,23 +237,63 @@ class MIRNetModel(MIRNetPreTrainedModel):
         image): progress that belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`;
         a test keeps them equal.) The photo is mirrored by `margin` pixels on every side first (fewer for a photo that
         small; 0: none) and the output cropped back to its size.
+
+        Exposure-conditioned models render `exposure` (stops: a number or one per image; `None`: `predict_exposure` on
+        the whole photo); whole photos and tiles get the same curve, solved once on the whole photo.
         """
         param = next(self.parameters())
         pixel_values = pixel_values.to(device=param.device, dtype=param.dtype)
+        if self.config.exposure_conditioning:
+            exposure = self.predict_exposure(pixel_values) if exposure is None else check_exposure(exposure, len(pixel_values))
+            exposure = exposure.to(param.device)
+        elif exposure is not None:
+            self.condition(pixel_values, exposure)  # the ValueError that says this model takes no exposure
         height, width = pixel_values.shape[-2:]
         margin = mirrored_margin(height, width, margin, self.config.size_divisor)
         if margin:
             pixel_values = F.pad(pixel_values, (margin, margin, margin, margin), mode="reflect")
         padded_height, padded_width = pixel_values.shape[-2:]
         if tile_size is None or (padded_height <= tile_size and padded_width <= tile_size):
-            reconstruction = self(pixel_values, return_dict=True).reconstruction
+            reconstruction = self(pixel_values, exposure=exposure, return_dict=True).reconstruction
             if on_tile is not None:
                 on_tile(1, 1)
         else:
-            reconstruction = tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics)
+            reconstruction = tiled_forward(self, pixel_values, tile_size, tile_overlap, on_tile, shared_statistics, exposure)
         if margin:
             reconstruction = reconstruction[..., margin : margin + height, margin : margin + width].contiguous()
         return reconstruction
+
+
+def exposure_thumbnail(pixel_values: torch.Tensor, size: int) -> torch.Tensor:
+    """The whole photo as the exposure head sees it: a `size` x `size` antialiased float32 thumbnail in [0, 1]."""
+    thumbnail = F.interpolate(pixel_values.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return thumbnail.clamp(0, 1)
+
+
+class ExposureHead(nn.Module):
+    """Exposure head: from a thumbnail, the log2 mean luminance the photo should have; returns it as stops to render.
+
+    Three stride-2 convolutions pooled (mean and max) and the thumbnail's own log2 mean luminance go through a small
+    MLP; it starts as the constant predictor (every photo to `TYPICAL_LOG2_LUMINANCE`), and its input brightness lets
+    it learn to leave well-exposed photos at 0 stops.
+    """
+
+    def __init__(self, config: MIRNetConfig, width: int = 16):
+        super().__init__()
+        layers, channels = [], config.num_channels
+        for out_channels in (width, 2 * width, 4 * width):
+            layers += [nn.Conv2d(channels, out_channels, 3, stride=2, padding=1), nn.PReLU()]
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.mlp = nn.Sequential(nn.Linear(2 * channels + 1, 2 * width), nn.PReLU())
+        self.out = nn.Linear(2 * width, 1)
+
+    def forward(self, thumbnails: torch.Tensor) -> torch.Tensor:
+        features = self.features(thumbnails)
+        log_luminance = torch.log2(mean_luminance(thumbnails).clamp_min(1e-6))
+        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3)), log_luminance[:, None].to(features.dtype)], 1)
+        target = self.out(self.mlp(pooled)).squeeze(1).float()
+        return (target - log_luminance).clamp(-MAX_EXPOSURE_STOPS, MAX_EXPOSURE_STOPS)
 
 
 def mirrored_margin(height: int, width: int, margin: int, size_divisor: int) -> int:
@@ -529,6 +622,7 @@ def exposure_divergence(mean_a: torch.Tensor, mean_b: torch.Tensor, sigma: float
 
 
 __all__ = [
+    "ExposureHead",
     "MIRNetModel",
     "MIRNetPreTrainedModel",
     "SKFF",

@@ -20,7 +20,9 @@ class MIRNetImageToImagePipeline(Pipeline):
     memory; `precision` ("fp32", the default; "bf16"; "auto": bf16 on a GPU or a CPU with native bf16) is the
     autocast precision of the forward pass, the weights stay float32; `on_tile(done, total)` reports progress;
     `brightness` (stops, default 0: the model's own exposure; highlights roll off rather than clip) and `strength`
-    (1: the enhanced image, 0: the input) adjust the result (`modeling_mirnet.exposure.apply_controls`).
+    (1: the enhanced image, 0: the input) adjust the result (`modeling_mirnet.exposure.apply_controls`). Models trained
+    with exposure conditioning also take an absolute `exposure` (stops relative to the input; default: the model's
+    prediction; 0 keeps the input's brightness), and render `exposure + brightness` themselves.
     """
 
     _load_processor = False
@@ -29,9 +31,9 @@ class MIRNetImageToImagePipeline(Pipeline):
     _load_tokenizer = False
 
     def _sanitize_parameters(self, tile_size=None, tile_overlap=None, precision=None, on_tile=None, brightness=None,
-                             strength=None, **kwargs):
+                             strength=None, exposure=None, **kwargs):
         forward = {"tile_size": tile_size, "tile_overlap": tile_overlap, "precision": precision, "on_tile": on_tile,
-                   "brightness": brightness, "strength": strength}
+                   "brightness": brightness, "strength": strength, "exposure": exposure}
         return {}, {key: value for key, value in forward.items() if value is not None}, {}
 
     def __init__(self, *args, **kwargs):
@@ -42,9 +44,9 @@ class MIRNetImageToImagePipeline(Pipeline):
         return self.enhancer.preprocess(image)
 
     def _forward(self, model_inputs, tile_size=None, tile_overlap=DEFAULT_TILE_OVERLAP, precision="fp32", on_tile=None,
-                 brightness=0.0, strength=1.0):
+                 brightness=0.0, strength=1.0, exposure=None):
         reconstruction = self.enhancer.forward(model_inputs["pixel_values"], tile_size, tile_overlap, on_tile, brightness,
-                                               strength, precision=precision)
+                                               strength, precision=precision, exposure=exposure)
         return {"reconstruction": reconstruction, "original_sizes": model_inputs["original_sizes"]}
 
     def postprocess(self, model_outputs):

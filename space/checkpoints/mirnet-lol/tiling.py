@@ -9,6 +9,8 @@ the tile and the tiles agree with each other and with the whole-image result.
 import torch
 import torch.nn.functional as F
 
+from .exposure import curve_stops
+
 
 class SharedStatistics:
     """The global average pools (SKFF, channel attention) of one forward pass, recorded to be replayed in others.
@@ -20,9 +22,11 @@ class SharedStatistics:
     and torch.compile traces it without graph breaks.
     """
 
-    def __init__(self):
+    def __init__(self, curve_stops: torch.Tensor | None = None):
         self.pooled: list[torch.Tensor] = []
         self.position: int | None = None  # None: recording; an index: replaying
+        # exposure-conditioned models: the gain of the exposure curve, solved once on the whole photo
+        self.curve_stops = curve_stops
 
     def replay(self) -> "SharedStatistics":
         """Start a forward pass that uses the recorded means, in the order they were recorded."""
@@ -88,12 +92,13 @@ def check_tile_settings(tile_size: int, tile_overlap: int, divisor: int) -> None
 
 def tiled_forward(
     model, pixel_values: torch.Tensor, tile_size: int, tile_overlap: int, on_tile=None,
-    shared_statistics: bool = True,
+    shared_statistics: bool = True, exposure: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run `model` over overlapping tiles of `pixel_values` and blend them; memory scales with the tile, not the image.
 
     `shared_statistics`: first record the global pools on the whole image downscaled to fit in one tile, then replay
-    them in every tile (`SharedStatistics`). `on_tile(done, total)`, when given, is called after each tile.
+    them in every tile (`SharedStatistics`), with the exposure curve's gain solved on the whole photo (`exposure`, for
+    exposure-conditioned models). `on_tile(done, total)`, when given, is called after each tile.
     """
     divisor = model.config.size_divisor
     check_tile_settings(tile_size, tile_overlap, divisor)
@@ -104,8 +109,8 @@ def tiled_forward(
     total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
     shared = None
     if shared_statistics:
-        shared = SharedStatistics()
-        model(thumbnail(pixel_values, tile_size, divisor), return_dict=True, shared_statistics=shared)
+        shared = SharedStatistics(None if exposure is None else curve_stops(pixel_values, exposure))
+        model(thumbnail(pixel_values, tile_size, divisor), exposure=exposure, return_dict=True, shared_statistics=shared)
     done = 0
     for top in rows:
         wy = blend_ramp(tile_h, tile_overlap, top == 0, top + tile_h == height, output.device, torch.float32)
@@ -114,7 +119,7 @@ def tiled_forward(
             weight = wy[:, None] * wx[None, :]
             tile = pixel_values[:, :, top : top + tile_h, left : left + tile_w]
             replay = shared.replay() if shared is not None else None
-            result = model(tile, return_dict=True, shared_statistics=replay).reconstruction.float()
+            result = model(tile, exposure=exposure, return_dict=True, shared_statistics=replay).reconstruction.float()
             output[:, :, top : top + tile_h, left : left + tile_w] += result * weight
             total[:, :, top : top + tile_h, left : left + tile_w] += weight
             done += 1
