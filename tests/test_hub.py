@@ -4,6 +4,7 @@ import copy
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,8 +123,16 @@ def test_mirnet_pipeline_without_trust_remote_code(tiny_model_dir, low_light_ima
 
 
 def make_fake_hub_cache(folder, cache, repo_id="org/mirnet-lol"):
-    """Lay out `folder` as the Hub cache would hold `repo_id` after a download."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
+    """Lay out `folder` as the Hub cache would hold `repo_id` after a download. The commit hash is the folder's
+    content hash: transformers keeps remote code in a modules cache per commit, outside HF_HOME's reach once imported,
+    so a fixed hash would run the code of an earlier version of this package."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    commit = digest.hexdigest()
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     shutil.copytree(folder, repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True)
