@@ -31,8 +31,10 @@ from modeling_mirnet.modeling_mirnet import BORDER_MARGIN  # noqa: E402
 GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid": 2.5}
 
 
-def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype, margin: int = BORDER_MARGIN) -> dict[str, list[float]]:
-    """Per image: PSNR(output, input), output/input mean gray, the output's and the input's grid score."""
+def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype, margin: int = BORDER_MARGIN,
+                    exposure: str = "predicted") -> dict[str, list[float]]:
+    """Per image: PSNR(output, input), output/input mean gray, the output's and the input's grid score. Exposure-
+    conditioned models render `exposure`: "predicted" (their own default) or "reference" (here the input's own: 0)."""
     rows = {"ratio": [0.0] * len(references), "grid": [0.0] * len(references), "input_grid": [0.0] * len(references)}
 
     def measure(index, pixels):
@@ -41,7 +43,7 @@ def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype, margin: i
         rows["grid"][index], rows["input_grid"][index] = float(grid_score(output)), float(grid_score(source))
 
     scores = score_pairs(model, references, batch_size=1, autocast_dtype=dtype, compute_ssim=False, on_output=measure,
-                         margin=margin)
+                         margin=margin, exposure=exposure)
     return {"psnr": scores["psnr"], **rows}
 
 
@@ -83,6 +85,9 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="the first N references only")
     parser.add_argument("--margin", type=int, default=BORDER_MARGIN,
                         help=f"pixels mirrored around each photo, as inference does (default {BORDER_MARGIN}; 0: none)")
+    parser.add_argument("--exposure", choices=["predicted", "reference"], default="predicted",
+                        help="exposure-conditioned models: their own predicted exposure (what users get) or the "
+                             "input's own (0 stops)")
     parser.add_argument("--json", help="also write the per-image figures here")
     parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
     args = parser.parse_args(argv)
@@ -97,7 +102,7 @@ def main(argv=None):
     results, per_image = {"count": len(references), "models": {}}, {}
     for label, source in parse_model_specs(args.model).items():
         model, _ = load_mirnet(source)
-        per_image[label] = rows = well_lit_scores(model, references, dtype, args.margin)
+        per_image[label] = rows = well_lit_scores(model, references, dtype, args.margin, args.exposure)
         results["models"][label] = summary(rows)
         results["worst_input_grid"] = results["models"][label]["worst_input_grid"]
     if args.json:

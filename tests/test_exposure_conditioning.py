@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
 from modeling_mirnet.exposure import check_exposure, curve_stops, exposure_stops, mean_luminance, render_exposure
@@ -189,17 +188,11 @@ def test_training_pairs_carry_their_photos_exposure_and_well_lit_pairs_zero():
 
 
 def test_conditioned_training_resumes_exactly_and_validates_both_exposures(dataset_dir, tmp_path):
-    from test_train import TINY_FLAGS, run
+    from test_train import TINY_FLAGS, train_interrupted_and_straight
 
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--exposure_conditioning", "--well_lit_share", "0.5",
               "--exposure_jitter", "1", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
-    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
-    for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
-                 [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
-        result = run(args)
-        assert result.returncode == 0, result.stderr[-3000:]
-    a = load_file(interrupted / "checkpoints" / "epoch_0002" / "model.safetensors")
-    b = load_file(straight / "checkpoints" / "epoch_0002" / "model.safetensors")
+    a, b, straight = train_interrupted_and_straight(common, tmp_path)
     assert any(k.startswith("exposure_head.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
     last = json.loads((straight / "trainer_state.json").read_text())["history"][-1]
     assert last["train_exposure_rms"] > 0 and last["val_exposure_rms"] >= 0

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -35,6 +36,18 @@ LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_pr
 def run(args: list[str], launcher=LAUNCH, **env_extra) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env_extra}
     return subprocess.run([*launcher, str(REPO / "train" / "train.py"), *args], capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def train_interrupted_and_straight(common: list[str], tmp_path) -> tuple[dict, dict, Path]:
+    """Run `common` stopped after epoch 1 and resumed, and straight through 2 epochs: both runs' epoch-2 weights and
+    the straight run's folder."""
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
+                 [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
+        result = run(args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    weights = [load_file(folder / "checkpoints" / "epoch_0002" / "model.safetensors") for folder in (interrupted, straight)]
+    return weights[0], weights[1], straight
 
 
 def test_resume_continues_exactly(dataset_dir, tmp_path):
@@ -504,13 +517,7 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
               "--loss_type", "gt_mean", "--well_lit_loss_type", "charbonnier", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
-    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
-    for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
-                 [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
-        result = run(args)
-        assert result.returncode == 0, result.stderr[-3000:]
-    a = load_file(interrupted / "checkpoints" / "epoch_0002" / "model.safetensors")
-    b = load_file(straight / "checkpoints" / "epoch_0002" / "model.safetensors")
+    a, b, straight = train_interrupted_and_straight(common, tmp_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     transposed = [k for k in a if (".up." in k or ".last_up." in k) and k.endswith("top.2.weight")]  # up-samplers stay projected
     assert transposed and all(torch.allclose(checkerboard_free(a[k]), a[k], atol=1e-6) for k in transposed)

@@ -23,10 +23,15 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     return encoded.clamp(0, 1)
 
 
+def linear_mean_luminance(linear: torch.Tensor) -> torch.Tensor:
+    """Mean luminance Y (Rec. 709 weights) of each (B, 3, H, W) linear-light image: (B,)."""
+    weights = torch.tensor(REC709_LUMA, dtype=linear.dtype, device=linear.device).view(1, 3, 1, 1)
+    return (linear * weights).sum(1).flatten(1).mean(1)
+
+
 def mean_luminance(images: torch.Tensor) -> torch.Tensor:
-    """Mean linear-light luminance Y (Rec. 709 weights) of each (B, 3, H, W) sRGB image in [0, 1]: (B,) float32."""
-    weights = torch.tensor(REC709_LUMA, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    return (srgb_to_linear(images.float().clamp(0, 1)) * weights).sum(1).flatten(1).mean(1)
+    """Mean linear-light luminance Y of each (B, 3, H, W) sRGB image in [0, 1]: (B,) float32."""
+    return linear_mean_luminance(srgb_to_linear(images.float().clamp(0, 1)))
 
 
 def exposure_stops(output: torch.Tensor, reference: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
@@ -48,12 +53,11 @@ def curve_stops(images: torch.Tensor, exposure: torch.Tensor, iterations: int = 
     that is not black has gone white. (B,) float32."""
     exposure = exposure.float().reshape(-1)
     linear = srgb_to_linear(images.float().clamp(0, 1))
-    weights = torch.tensor(REC709_LUMA, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    target = (linear * weights).sum(1).flatten(1).mean(1) * torch.exp2(exposure)
+    target = linear_mean_luminance(linear) * torch.exp2(exposure)
     low, high = exposure.clone(), exposure + 16
     for _ in range(iterations):
         middle = (low + high) / 2
-        rendered = (rolloff(linear, torch.exp2(middle).view(-1, 1, 1, 1)) * weights).sum(1).flatten(1).mean(1)
+        rendered = linear_mean_luminance(rolloff(linear, torch.exp2(middle).view(-1, 1, 1, 1)))
         short = rendered < target
         low, high = torch.where(short, middle, low), torch.where(short, high, middle)
     return torch.where(exposure <= 0, exposure, (low + high) / 2)
