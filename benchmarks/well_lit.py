@@ -7,7 +7,7 @@ reports, per model: the median PSNR of the output against its own input (a model
 scores high), the median ratio of output to input mean gray level (1 = exposure kept), and the worst 4-pixel grid
 score (`modeling_mirnet.metrics.grid_score`: about 1 for natural images; the inputs' own worst is shown beside it),
 and the worst grid added (an output's score over its own input's: 1 = the model drew no grid).
-Goals: PSNR >= 28 dB, ratio 0.9-1.15, grid <= 2.5 (or no worse than the inputs' own worst). Whole images, in the precision inference would use.
+Goals: PSNR >= 28 dB, ratio 0.9-1.15, worst grid added <= 1.5x (no output more than 1.5x its own input's grid). Whole images, in the precision inference would use.
 """
 
 import argparse
@@ -28,7 +28,7 @@ from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 from modeling_mirnet.metrics import grid_score, mean_gray  # noqa: E402
 from modeling_mirnet.modeling_mirnet import BORDER_MARGIN  # noqa: E402
 
-GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid": 2.5}
+GOALS = {"psnr": 28.0, "ratio": (0.9, 1.15), "grid_added": 1.5}
 
 
 def well_lit_scores(model, references: ImagePairs, dtype: torch.dtype, margin: int = BORDER_MARGIN,
@@ -57,7 +57,7 @@ def summary(rows: dict[str, list[float]]) -> dict[str, float]:
 
 def meets_goals(s: dict[str, float]) -> bool:
     low, high = GOALS["ratio"]
-    return s["median_psnr"] >= GOALS["psnr"] and low <= s["median_ratio"] <= high and s["worst_grid"] <= GOALS["grid"]
+    return s["median_psnr"] >= GOALS["psnr"] and low <= s["median_ratio"] <= high and s["worst_grid_added"] <= GOALS["grid_added"]
 
 
 def section(args, results: dict, dtype: torch.dtype) -> str:
@@ -65,7 +65,8 @@ def section(args, results: dict, dtype: torch.dtype) -> str:
              f"`python benchmarks/well_lit.py {' '.join(args.argv)}`: the {results['count']} references of the "
              f"`{args.split}` split of `{args.dataset}` given as inputs ({precision_name(dtype)}, whole images, mirrored margin {args.margin} px). Goals: "
              f"PSNR(output, input) >= {GOALS['psnr']:.0f} dB, mean-gray ratio {GOALS['ratio'][0]}-{GOALS['ratio'][1]}, "
-             f"worst grid score <= {GOALS['grid']} (the inputs' own worst: {results['worst_input_grid']:.2f}).", "",
+             f"worst grid added <= {GOALS['grid_added']}x (output over its own input; the inputs' own worst grid: "
+             f"{results['worst_input_grid']:.2f}).", "",
              "| model | median PSNR(output, input) | median output / input mean gray | worst grid score (median) | "
              "worst grid added (output / its input) | goals |",
              "|---|---:|---:|---:|---:|---|"]

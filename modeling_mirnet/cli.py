@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .exposure import check_controls
+from .exposure import check_controls, check_exposure
 from .image_processing_mirnet import ImageLoadError, load_image, to_float_rgb
 from .memory import keep_freed_memory
 from .metrics import well_exposed_note
@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "highlights roll off rather than clip; default 0)",
     )
     parser.add_argument(
+        "--exposure", type=float, default=None, metavar="STOPS",
+        help="exposure-conditioned models: the exposure to render, in stops relative to the input (0 keeps its "
+        "brightness, 1 twice as bright in linear light); default: the model's prediction for each photo",
+    )
+    parser.add_argument(
         "--strength", type=float, default=1.0,
         help="blend of the enhanced image with the input: 1 = enhanced (default), 0 = the input unchanged",
     )
@@ -175,7 +180,8 @@ def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
         return "skipped", "output would overwrite the input"
     try:
         image = load_image(path, enhancer.processor.max_pixels)
-        enhanced = enhancer(image, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength)
+        enhanced = enhancer(image, args.tile_size, args.tile_overlap, brightness=args.brightness, strength=args.strength,
+                            exposure=args.exposure)
     except ImageLoadError as err:
         return "failed", err.problem
     except OutOfMemory as err:
@@ -193,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_controls(args.brightness, args.strength)
+        if args.exposure is not None:
+            check_exposure(args.exposure, 1)
     except ValueError as err:
         return error(f"--{err}")  # the message starts with the control's name
     if not args.model:
@@ -216,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         enhancer = Enhancer.from_pretrained(args.model, device=device, precision=args.precision, compile=args.compile)
         if args.tile_size is not None:
             check_tile_settings(args.tile_size, args.tile_overlap, enhancer.model.config.size_divisor)
+        if args.exposure is not None and not enhancer.conditioned:
+            raise ValueError(f"--exposure: {args.model} was trained without exposure conditioning and renders its own "
+                             "exposure; use --brightness to adjust it")
     except (DeviceError, ModelLoadError, ValueError) as err:
         return error(str(err))
     if enhancer.device.type == "cpu":

@@ -75,7 +75,7 @@ from modeling_mirnet.inference import (  # noqa: E402
     pick_device,
     resolve_dtype,
 )
-from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, check_controls  # noqa: E402
+from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, MAX_EXPOSURE_STOPS, check_controls, check_exposure  # noqa: E402
 from modeling_mirnet.memory import keep_freed_memory  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, psnr, ssim, well_exposed_note  # noqa: E402
 from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
@@ -91,14 +91,16 @@ TILING_CHOICES = ["auto", "always", "never"]
 MAX_PHOTOS = int(os.environ.get("MIRNET_MAX_PHOTOS", "16"))  # photos per request in the "Several photos" tab
 
 
-def read_controls(brightness, strength) -> tuple[float, float]:
-    """The brightness (stops) and strength sliders' values as floats, or a gr.Error naming the one out of range."""
+def read_controls(brightness, strength, auto_exposure=True, exposure=0.0) -> tuple[float, float, float | None]:
+    """The brightness (stops), strength and exposure controls' values (the exposure None when "auto"), or a gr.Error
+    naming the one out of range."""
     try:
         brightness, strength = float(brightness), float(strength)
         check_controls(brightness, strength)
+        exposure = None if auto_exposure else float(check_exposure(float(exposure), 1)[0])
     except (TypeError, ValueError) as err:
         raise gr.Error(str(err)) from None
-    return brightness, strength
+    return brightness, strength, exposure
 
 
 def safe_name(text: str) -> str:
@@ -151,13 +153,13 @@ def load_checkpoint(source: str, device: torch.device):
 
 @gpu
 def run_mirnet(source: str, device: str, precision: str, pixel_values: torch.Tensor, tile_size: int | None, on_tile=None,
-               brightness: float = 0.0, strength: float = 1.0):
-    """The network's output for `pixel_values` (the package's Enhancer.forward, with the brightness and strength
-    controls), returned on the CPU.
+               brightness: float = 0.0, strength: float = 1.0, exposure: float | None = None):
+    """The network's output for `pixel_values` (the package's Enhancer.forward, with the brightness, strength and,
+    for exposure-conditioned models, exposure controls), returned on the CPU.
 
     `on_tile(done, total)` reports this call's tiles only (OutOfMemory carries the suggested tile size)."""
     enhancer = Enhancer(*_MODELS[(source, device)], precision=precision)
-    return enhancer.forward(pixel_values, tile_size, DEFAULT_TILE_OVERLAP, on_tile, brightness, strength).cpu()
+    return enhancer.forward(pixel_values, tile_size, DEFAULT_TILE_OVERLAP, on_tile, brightness, strength, exposure=exposure).cpu()
 
 
 def shown_source(source: str) -> str:
@@ -269,6 +271,11 @@ class MIRNetSpace:
     def labels(self) -> list[str]:
         return list(self.sources)
 
+    @property
+    def conditioned(self) -> bool:
+        """Whether any checkpoint renders the exposure it is asked for (then the page shows the exposure controls)."""
+        return any(self.enhancer(label).conditioned for label in self.labels)
+
     def enhancer(self, label: str) -> Enhancer:
         return Enhancer(*_MODELS[(self.sources[label], str(self.device))], precision=self.precision)
 
@@ -310,11 +317,12 @@ class MIRNetSpace:
         return None
 
     def enhance(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE,
-                brightness=0.0, strength=1.0, progress=gr.Progress()):
-        """Enhance one upload; returns (status, MIRNet slider, autocontrast slider, side by side, metrics, files)."""
+                brightness=0.0, strength=1.0, auto_exposure=True, exposure=0.0, progress=gr.Progress()):
+        """Enhance one upload; returns (status, MIRNet slider, autocontrast slider, side by side, metrics, files, the
+        exposure rendered). `auto_exposure`: the model's own; else `exposure` (stops over the input)."""
         if not image_path:
             raise gr.Error("Upload an image first (or pick an example).")
-        brightness, strength = read_controls(brightness, strength)
+        brightness, strength, exposure = read_controls(brightness, strength, auto_exposure, exposure)
         if tiling not in TILING_CHOICES:
             raise gr.Error(f"tiling must be one of {', '.join(TILING_CHOICES)}, got {tiling!r}")
         tile_size = int(tile_size or DEFAULT_TILE)
@@ -333,7 +341,7 @@ class MIRNetSpace:
         baseline_png = out / f"{stem}_autocontrast.png"
         baseline.save(baseline_png)
 
-        enhanced_png, label, status = None, None, []
+        enhanced_png, label, status, rendered = None, None, [], gr.skip()
         if self.sources:
             label = checkpoint if checkpoint in self.sources else self.labels[0]
 
@@ -341,7 +349,8 @@ class MIRNetSpace:
                 progress(0.1 + 0.85 * done / total, desc=f"MIRNet ({label}): tile {done}/{total}")
 
             progress(0.1, desc=f"MIRNet ({label}) on {self.device_text()}")
-            enhanced, report = self.run_model(pixels, label, tiling, tile_size, brightness, strength, on_tile)
+            enhanced, report, stops = self.run_model(pixels, label, tiling, tile_size, brightness, strength, on_tile, exposure)
+            rendered = gr.skip() if stops is None else round(stops, 2)
             progress(0.96, desc="Saving the result")
             enhanced_png = out / f"{stem}_mirnet-{safe_name(label)}.png"
             enhanced.save(enhanced_png)
@@ -365,15 +374,38 @@ class MIRNetSpace:
             gallery,
             metrics,
             files,
+            rendered,
         )
 
+    def rerun(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE, brightness=0.0,
+              strength=1.0, auto_exposure=True, exposure=0.0, progress=gr.Progress()):
+        """A released slider: the same photo again with the new controls; nothing before a photo is uploaded."""
+        if not image_path:
+            return (gr.skip(),) * 7
+        return self.enhance(image_path, reference_path, checkpoint, tiling, tile_size, brightness, strength, auto_exposure,
+                            exposure, progress=progress)
+
+    def rerun_at_exposure(self, image_path, reference_path=None, checkpoint=None, tiling="auto", tile_size=DEFAULT_TILE,
+                          brightness=0.0, strength=1.0, auto_exposure=True, exposure=0.0, progress=gr.Progress()):
+        """The exposure slider released: the photo rendered at that exposure, and "auto" unticked."""
+        results = self.rerun(image_path, reference_path, checkpoint, tiling, tile_size, brightness, strength, False, exposure,
+                             progress=progress)
+        return (*results, False if image_path else gr.skip())
+
     def run_model(self, pixels: np.ndarray, label: str, tiling: str, tile_size: int, brightness: float, strength: float,
-                  on_tile=None) -> tuple[PIL.Image.Image, str]:
+                  on_tile=None, exposure: float | None = None) -> tuple[PIL.Image.Image, str, float | None]:
         """MIRNet (checkpoint `label`) on one decoded photo (`open_upload`'s pixels), tiled as `tiling` says: the
-        enhanced image and a status sentence (size, device, time, tiles, controls). Out of memory becomes a gr.Error
-        with a tile size to try."""
+        enhanced image, a status sentence (size, device, time, tiles, controls) and, for exposure-conditioned
+        models, the exposure they rendered before `brightness` (`exposure`, or their prediction when None). Out of
+        memory becomes a gr.Error with a tile size to try."""
         enhancer = self.enhancer(label)
+        if exposure is not None and not enhancer.conditioned:
+            raise gr.Error(f"Checkpoint {label} renders its own exposure (it was trained without exposure "
+                           "conditioning): tick 'Auto exposure' and use Brightness instead.")
         inputs = enhancer.preprocess(pixels)
+        stops = None
+        if enhancer.conditioned:  # the head runs once here, so the status can say what it chose
+            stops = float(enhancer.exposure(inputs["pixel_values"], exposure)[0])
         height, width = inputs["pixel_values"].shape[-2:]
         image_height, image_width = pixels.shape[:2]
         tile = self.tile_size_for(image_width, image_height, tiling, tile_size)
@@ -381,18 +413,22 @@ class MIRNetSpace:
         start = time.perf_counter()
         try:
             output = run_mirnet(self.sources[label], str(self.device), self.precision, inputs["pixel_values"], tile,
-                                None if (ON_ZERO_GPU or tiles == 1 or on_tile is None) else on_tile, brightness, strength)
+                                None if (ON_ZERO_GPU or tiles == 1 or on_tile is None) else on_tile, brightness, strength,
+                                stops)
         except OutOfMemory as err:
             advice = f" (Tiling: 'always', tile size {err.suggested_tile})" if err.suggested_tile else ""
             message = str(err)
             raise gr.Error(f"{message[:1].upper()}{message[1:]}{advice}.") from None  # the message starts "Out of memory"
         seconds = time.perf_counter() - start
         how = f"{tiles} tiles of {tile} px" if tiles > 1 else "whole image"
-        controls = "".join([f", brightness {brightness:+g} stops" if brightness else "", f", strength {strength:g}" if strength != 1 else ""])
+        controls = "".join([
+            "" if stops is None else f", exposure {stops:+.2f} stops ({'predicted' if exposure is None else 'set'})",
+            f", brightness {brightness:+g} stops" if brightness else "", f", strength {strength:g}" if strength != 1 else ""])
         report = f"MIRNet ({label}) enhanced {image_width}x{image_height} on {self.device_text()} in {seconds:.1f} s ({how}{controls})."
-        return enhancer.postprocess(output, inputs["original_sizes"])[0], report
+        return enhancer.postprocess(output, inputs["original_sizes"])[0], report, stops
 
-    def enhance_many(self, paths, checkpoint=None, brightness=0.0, strength=1.0, progress=gr.Progress()):
+    def enhance_many(self, paths, checkpoint=None, brightness=0.0, strength=1.0, auto_exposure=True, exposure=0.0,
+                     progress=gr.Progress()):
         """Enhance several uploads (at most MAX_PHOTOS); returns (status, gallery, slider, zip).
 
         The gallery holds each result beside its input (input, MIRNet, input, MIRNet ...: one pair per row); the
@@ -408,7 +444,7 @@ class MIRNetSpace:
                            "enhance a whole folder with `mirnet-enhance photos/ -o enhanced/`.")
         if not self.sources:
             raise gr.Error("No trained MIRNet checkpoint is loaded (see the notice at the top).")
-        brightness, strength = read_controls(brightness, strength)
+        brightness, strength, exposure = read_controls(brightness, strength, auto_exposure, exposure)
         label = checkpoint if checkpoint in self.sources else self.labels[0]
         out, gallery, results, lines = self._request_dir(), [], [], []
         for i, path in enumerate(paths):
@@ -416,7 +452,7 @@ class MIRNetSpace:
             progress(i / len(paths), desc=f"photo {i + 1}/{len(paths)}: {name}")
             try:
                 pixels, image = decode_upload(path)
-                enhanced, report = self.run_model(pixels, label, "auto", DEFAULT_TILE, brightness, strength)
+                enhanced, report, _ = self.run_model(pixels, label, "auto", DEFAULT_TILE, brightness, strength, None, exposure)
             except ImageLoadError as err:
                 lines.append(f"{name}: not enhanced ({err.problem}).")
                 continue
@@ -512,6 +548,12 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
                                       label="Brightness (stops; 0 = the model's own exposure)", scale=2)
             strength_in = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength (1 = MIRNet, 0 = the input)",
                                     elem_id="strength", scale=2)
+        # exposure-conditioned checkpoints render the exposure they are asked for; "auto" is the model's guess, which
+        # the slider then shows, and moving the slider renders that exposure instead
+        with gr.Row(visible=space.conditioned):
+            auto_exposure_in = gr.Checkbox(value=True, label="Auto exposure (the model's guess)", elem_id="auto-exposure", scale=1)
+            exposure_in = gr.Slider(-MAX_EXPOSURE_STOPS, MAX_EXPOSURE_STOPS, value=0.0, step=0.05, elem_id="exposure", scale=4,
+                                    label="Exposure (stops over the input; 0 keeps its brightness)")
         with gr.Tab("One photo"):
             with gr.Row():
                 with gr.Column(scale=1):
@@ -548,15 +590,19 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
                     many_gallery = gr.Gallery(label="Each photo: input | MIRNet", columns=2, object_fit="contain", height=400,
                                               format="png", elem_id="results-gallery")
                     many_zip = gr.File(label="All results, full resolution (zip of PNGs and notes.txt)", elem_id="results-zip")
-        button.click(
-            space.enhance,
-            inputs=[image_in, reference_in, checkpoint_in, tiling_in, tile_in, brightness_in, strength_in],
-            outputs=[status, mirnet_out, baseline_out, side_by_side, metrics_out, files_out],
-            api_name="enhance",
-        )
+        one_photo = [image_in, reference_in, checkpoint_in, tiling_in, tile_in, brightness_in, strength_in, auto_exposure_in,
+                     exposure_in]
+        one_result = [status, mirnet_out, baseline_out, side_by_side, metrics_out, files_out, exposure_in]
+        button.click(space.enhance, inputs=one_photo, outputs=one_result, api_name="enhance")
+        # a slider applies when it is released, without another click
+        for control in (brightness_in, strength_in):
+            control.release(space.rerun, inputs=one_photo, outputs=one_result, api_name=False)
+        auto_exposure_in.input(space.rerun, inputs=one_photo, outputs=one_result, api_name=False)
+        exposure_in.release(space.rerun_at_exposure, inputs=one_photo, outputs=[*one_result, auto_exposure_in],
+                            api_name="render_exposure")
         many_button.click(
             space.enhance_many,
-            inputs=[photos_in, checkpoint_in, brightness_in, strength_in],
+            inputs=[photos_in, checkpoint_in, brightness_in, strength_in, auto_exposure_in, exposure_in],
             outputs=[many_status, many_gallery, many_slider, many_zip],
             api_name="enhance_many",
         )

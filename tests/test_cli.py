@@ -14,8 +14,9 @@ import torch
 from modeling_mirnet import MIRNetModel
 from modeling_mirnet.cli import main
 from modeling_mirnet.inference import Enhancer, load_mirnet
+from modeling_mirnet.hub import save_for_hub
 
-from helpers import random_image
+from helpers import random_image, tiny_config
 
 
 def make_inputs(folder):
@@ -231,6 +232,28 @@ def test_brightness_and_strength_flags_match_the_package(tiny_model_dir, tmp_pat
     assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "o2"), "--model", str(tiny_model_dir), "--brightness", "9"]) == 2
     assert "--brightness must be a number of stops between -3 and 3" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_exposure_flag_renders_what_the_package_renders_and_is_refused_by_unconditioned_models(tiny_model_dir, tmp_path, capsys):
+    """--exposure gives what Enhancer(..., exposure=) gives on a conditioned model; out of range, or a model without
+    exposure conditioning, is exit 2 with the reason and nothing written."""
+    torch.manual_seed(0)
+    conditioned = tmp_path / "conditioned"
+    save_for_hub(MIRNetModel(tiny_config(exposure_conditioning=True)).eval(), conditioned)
+    image = random_image(30, 44, seed=5)
+    image.save(tmp_path / "dark.png")
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(conditioned), "--dtype", "fp32",
+                 "--exposure", "1.5"]) == 0
+    enhancer = Enhancer.from_pretrained(str(conditioned), device="cpu", precision="fp32")
+    written = np.asarray(PIL.Image.open(tmp_path / "out" / "dark.png"))
+    assert np.array_equal(written, np.asarray(enhancer(image, exposure=1.5)))
+    assert not np.array_equal(written, np.asarray(enhancer(image, exposure=0.0)))
+    capsys.readouterr()
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "o2"), "--model", str(conditioned), "--exposure", "12"]) == 2
+    assert "--exposure must be a number of stops between -10 and 10" in capsys.readouterr().err
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "o3"), "--model", str(tiny_model_dir), "--exposure", "1"]) == 2
+    assert "trained without exposure conditioning" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
 # accelerate's multi-process launcher (torchrun); ACCELERATE_USE_CPU keeps both ranks on the CPU (gloo backend)

@@ -118,6 +118,45 @@ def test_trained_network_tiles_agree_with_the_whole_photo():
     assert (tiled - whole).abs().mean() < 0.01
 
 
+# ------------------------------------------------------------------------------------------------- the FiLM path
+def film_model(identity=False) -> MIRNetModel:
+    torch.manual_seed(0)
+    model = MIRNetModel(tiny_config(exposure_conditioning=True, exposure_path="film")).eval()
+    if not identity:  # a trained FiLM: scales and shifts that depend on the exposure
+        torch.nn.init.normal_(model.film.out.weight, std=0.3)
+    return model
+
+
+def test_film_starts_as_the_unconditioned_network_it_modulates():
+    film, x = film_model(identity=True), dark()
+    assert film.conv_in.in_channels == 3 and film.exposure_head is not None
+    plain = MIRNetModel(tiny_config()).eval()
+    missing, unexpected = plain.load_state_dict(film.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith(("film.", "exposure_head.")) for k in unexpected)
+    for stops in (0.0, 3.0):
+        torch.testing.assert_close(film(x, exposure=stops).reconstruction, plain(x).reconstruction)
+
+
+def test_film_scales_and_shifts_the_features_by_the_exposure():
+    model, x = film_model(), dark()
+    exposure = torch.tensor([1.0, 3.0])
+    params = model.film(exposure).params
+    assert params.shape == (2, model.config.num_rrg + 1, 2, model.config.num_features)
+    features = torch.randn(2, model.config.num_features, 4, 4)
+    expected = features * (1 + params[:, 1, 0, :, None, None]) + params[:, 1, 1, :, None, None]
+    torch.testing.assert_close(model.film(exposure).apply(features, 1), expected)
+    out = [model(x, exposure=s).reconstruction for s in (0.0, 3.0)]
+    assert (out[0] - out[1]).abs().mean() > 1e-3
+    whole = model.enhance(dark(80, 120), exposure=2.0)
+    tiled = model.enhance(dark(80, 120), exposure=2.0, tile_size=64, tile_overlap=16)
+    assert (tiled.clamp(0, 1) - whole.clamp(0, 1)).abs().mean() < 0.01
+
+
+def test_an_unknown_exposure_path_is_refused_by_name():
+    with pytest.raises(ValueError, match="`exposure_path` must be one of"):
+        MIRNetConfig(exposure_conditioning=True, exposure_path="bias")
+
+
 # -------------------------------------------------------------------------------------------------- the controls
 def test_brightness_is_added_to_the_exposure_the_network_renders():
     enhancer = Enhancer(conditioned_model())
@@ -198,3 +237,36 @@ def test_conditioned_training_resumes_exactly_and_validates_both_exposures(datas
     assert last["train_exposure_rms"] > 0 and last["val_exposure_rms"] >= 0
     assert 0 < last["val_psnr_reference_exposure"] < 100 and 0 < last["val_ssim_reference_exposure"] <= 1
     assert json.loads((straight / "model" / "config.json").read_text())["exposure_conditioning"] is True
+
+
+def test_the_head_alone_is_retrained_on_the_frozen_network(dataset_dir, tmp_path):
+    from safetensors.torch import load_file
+    from test_train import run
+
+    torch.manual_seed(0)
+    start = MIRNetModel(MIRNetConfig(num_rrg=1, num_mrb=1, num_features=8, num_streams=2, num_dau_columns=1,
+                                     exposure_conditioning=True))
+    save_for_hub(start, tmp_path / "start")
+    common = ["--dataset", str(dataset_dir), "--init_from", str(tmp_path / "start"), "--train_exposure_head_only",
+              "--crop_size", "16", "--batch_size", "2", "--epochs", "3", "--lr_scheduler", "cosine",
+              "--well_lit_share", "0.5", "--exposure_jitter", "1", "--report_to", "none"]
+    result = run([*common, "--output_dir", str(tmp_path / "head")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after = load_file(tmp_path / "start" / "model.safetensors"), load_file(tmp_path / "head" / "model" / "model.safetensors")
+    assert before.keys() == after.keys()
+    network = [k for k in before if not k.startswith("exposure_head.")]
+    assert network and all(torch.equal(before[k], after[k]) for k in network)  # the network is untouched
+    assert not torch.equal(before["exposure_head.out.weight"], after["exposure_head.out.weight"])
+    figures = json.loads((tmp_path / "head" / "exposure_head.json").read_text())
+    assert figures["val_exposure_rms"] > 0 and 0 <= figures["val_well_lit_abs_median"] <= figures["val_well_lit_abs_q90"]
+    unconditioned = tmp_path / "plain"
+    save_for_hub(MIRNetModel(tiny_config()), unconditioned)
+    refused = run([*common[:2], "--init_from", str(unconditioned), *common[4:], "--output_dir", str(tmp_path / "x")])
+    assert refused.returncode != 0 and "trains the head of an exposure-conditioned --init_from model" in refused.stderr
+
+
+def test_the_head_never_asks_for_less_than_the_photos_own_exposure():
+    model = conditioned_model()
+    torch.nn.init.constant_(model.exposure_head.out.bias, -6.0)  # a target darker than these photos
+    bright = dark(level=1.0)
+    assert torch.equal(model.predict_exposure(bright), torch.zeros(2))

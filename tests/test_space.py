@@ -67,7 +67,7 @@ def app_with_model(tiny_model_dir, tmp_path_factory):
 def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model, tiny_model_dir):
     _, demo, client = app_with_model
     example = LOL / "low" / "780.png"
-    status, mirnet, baseline, side_by_side, metrics, files = enhance(client, example)
+    status, mirnet, baseline, side_by_side, metrics, files, _ = enhance(client, example)
     source = read(example)
     assert LABEL in status and "600x400" in status
     # the page and the status say where and in which precision MIRNet ran ("auto": bf16 where the CPU has it)
@@ -109,7 +109,7 @@ def test_reference_gives_psnr_ssim_of_both_results(app_with_model, tmp_path):
     image = dark_image(tmp_path / "dark.png")
     reference = tmp_path / "bright.png"
     PIL.Image.fromarray(np.clip(np.asarray(read(image)).astype(int) * 4, 0, 255).astype(np.uint8)).save(reference)
-    _, mirnet, baseline, _, metrics, _ = enhance(client, image, reference)
+    _, mirnet, baseline, _, metrics, *_ = enhance(client, image, reference)
     rows = dict(re.findall(r"^\| (.+?) \| ([-\d.]+ \| [-\d.]+) \|$", metrics, flags=re.M))
     ref = read(reference)
     for name, result in [(f"MIRNet ({LABEL})", mirnet[1]), ("PIL autocontrast", baseline[1]), ("Input (no enhancement)", image)]:
@@ -119,7 +119,7 @@ def test_reference_gives_psnr_ssim_of_both_results(app_with_model, tmp_path):
     # a reference of another size: no numbers, a message, and the enhancement still comes back
     small = tmp_path / "small.png"
     read(reference).resize((32, 24)).save(small)
-    _, mirnet, _, _, metrics, _ = enhance(client, image, small)
+    _, mirnet, _, _, metrics, *_ = enhance(client, image, small)
     assert "same size" in metrics and mirnet is not None
 
 
@@ -185,7 +185,7 @@ def test_without_checkpoint_the_notice_is_shown_and_mirnet_is_not(tmp_path):
         assert "No trained MIRNet checkpoint was found" in page_config
         assert "mirnet-convert model_lol.pth space/checkpoints/mirnet-lol" in page_config
         client = Client(demo.local_url, verbose=False, download_files=str(tmp_path))
-        status, mirnet, baseline, side_by_side, metrics, files = enhance(
+        status, mirnet, baseline, side_by_side, metrics, files, _ = enhance(
             client, LOL / "low" / "179.png", LOL / "high" / "179.png", checkpoint=None
         )
     assert mirnet is None and "No trained MIRNet checkpoint" in status
@@ -257,6 +257,41 @@ def test_brightness_and_strength_sliders_give_the_packages_result(app_with_model
     assert diff.max() <= 1 and "brightness +1 stops, strength 0.5" in status
     with pytest.raises(AppError, match="greater than maximum value 3"):  # gradio checks the slider's range
         enhance(client, image, brightness=5.0)
+
+
+def test_exposure_controls_render_what_the_package_renders_and_sliders_apply_on_release(tiny_model_dir, tmp_path):
+    from modeling_mirnet.hub import save_for_hub
+    from helpers import tiny_config
+
+    torch.manual_seed(0)
+    conditioned = tmp_path / "conditioned"
+    save_for_hub(MIRNetModel(tiny_config(exposure_conditioning=True)).eval(), conditioned)
+    image = dark_image(tmp_path / "dark.png")
+    with served({"exposure": str(conditioned), "plain": str(tiny_model_dir)}) as (app, demo):
+        client = Client(demo.local_url, verbose=False, download_files=str(tmp_path / "downloads"))
+        enhancer = Enhancer(*load_mirnet(conditioned), precision=demo.space.precision)
+        predicted = float(enhancer.exposure(enhancer.preprocess(read(image))["pixel_values"])[0])
+
+        def same(path, expected):
+            return np.abs(np.asarray(read(path)).astype(int) - np.asarray(expected).astype(int)).max() <= 1
+
+        # auto: the model's guess, rendered, named in the status and shown on the exposure slider
+        status, mirnet, *_, shown = client.predict(handle_file(str(image)), None, "exposure", "auto", 512, 0.0, 1.0, True, 0.0,
+                                                   api_name="/enhance")
+        assert f"exposure {predicted:+.2f} stops (predicted)" in status and shown == pytest.approx(round(predicted, 2))
+        assert same(mirnet[1], enhancer(read(image)))
+        # the exposure slider released: that exposure, rendered, and "auto" unticked
+        status, mirnet, *_, shown, auto = client.predict(handle_file(str(image)), None, "exposure", "auto", 512, 0.0, 1.0,
+                                                         True, 1.5, api_name="/render_exposure")
+        assert "exposure +1.50 stops (set)" in status and shown == 1.5 and auto is False
+        assert same(mirnet[1], enhancer(read(image), exposure=1.5))
+        with pytest.raises(AppError, match="Checkpoint plain renders its own exposure"):
+            client.predict(handle_file(str(image)), None, "plain", "auto", 512, 0.0, 1.0, False, 1.5, api_name="/enhance")
+        # brightness, strength and exposure apply when released, without another click
+        released = {target[0] for dependency in demo.config["dependencies"] for target in dependency["targets"]
+                    if target[1] == "release"}
+        sliders = {block.elem_id: block._id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+        assert {sliders["brightness"], sliders["strength"], sliders["exposure"]} <= released
 
 
 def test_a_well_exposed_upload_is_named_so_and_labels_hide_local_paths(app_with_model, tiny_model_dir, tmp_path):

@@ -54,7 +54,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gath
 from tqdm.auto import tqdm
 
 from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, enhancement_loss
-from modeling_mirnet.configuration_mirnet import LOSS_TYPES
+from modeling_mirnet.configuration_mirnet import EXPOSURE_PATHS, LOSS_TYPES
 from modeling_mirnet.data import DataError, load_pairs
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs
 from modeling_mirnet.exposure import exposure_stops, scale_exposure
@@ -66,7 +66,7 @@ from modeling_mirnet.model_card import git_commit, write_model_card
 from modeling_mirnet.modeling_mirnet import exposure_thumbnail
 
 MODEL_KNOBS = ("num_rrg", "num_mrb", "num_features", "num_streams", "num_dau_columns", "channel_factor", "reduction", "bias",
-               "exposure_conditioning")
+               "exposure_conditioning", "exposure_path")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--exposure_conditioning", action=argparse.BooleanOptionalAction, default=config.exposure_conditioning,
                        help="the network renders the exposure it is given (each pair's true exposure, in stops) and a small "
                             "head learns to predict it from a thumbnail of the whole photo")
+    model.add_argument("--exposure_path", choices=EXPOSURE_PATHS, default=config.exposure_path,
+                       help="curve: the input brought to the exposure by the highlight-preserving curve, the stops as a "
+                            "constant channel; film: the raw input, the stops scaling and shifting the features")
+    model.add_argument("--train_exposure_head_only", action="store_true",
+                       help="train only the exposure head of the --init_from model, on thumbnails (the network frozen; the "
+                            "head's loss never reaches the network, so this equals retraining the head in the joint run)")
     model.add_argument("--init_from", help="start from this model folder or Hub id instead of random weights")
     model.add_argument("--checkerboard_free", action=argparse.BooleanOptionalAction, default=False,
                        help="keep the up-samplers' transposed convs checkerboard-free (projected after every step), so "
@@ -402,6 +408,44 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
     return metrics
 
 
+def fit_exposure_head(args, model: MIRNetModel, train_loader, val_pairs: ImagePairs, output_dir: Path) -> int:
+    """Train the exposure head alone on the training pairs' thumbnails (the batches' well-lit share at 0 stops, the
+    jitter shifting the label as in the joint run), then export the model and the head's validation figures."""
+    model.requires_grad_(False).eval()
+    model.exposure_head = head = type(model.exposure_head)(model.config)  # a new head, the constant predictor
+    head.apply(model._init_weights)
+    head.requires_grad_(True).train()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=args.learning_rate)
+    scheduler = build_scheduler(args, optimizer, len(train_loader))
+    for epoch in tqdm(range(1, args.epochs + 1), desc="exposure head"):
+        for batch in train_loader:
+            thumbnails, exposure = batch["thumbnail"], batch["exposure"] - batch["exposure_stops"]
+            if args.exposure_jitter:
+                thumbnails = scale_exposure(thumbnails, batch["exposure_stops"])
+            loss = F.mse_loss(head(thumbnails), exposure)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+    head.eval()
+    metrics = {}
+    if len(val_pairs):
+        with torch.no_grad():
+            lows = [low[None].float() / 255 for low in val_pairs.lows]
+            highs = [high[None].float() / 255 for high in val_pairs.highs]
+            errors = [float(model.predict_exposure(low) - exposure_stops(high, low)) for low, high in zip(lows, highs)]
+            well_lit = torch.tensor([float(model.predict_exposure(high)) for high in highs]).abs()
+        metrics = {"val_exposure_rms": math.sqrt(sum(e * e for e in errors) / len(errors)),
+                   "val_well_lit_abs_median": float(well_lit.median()), "val_well_lit_abs_q90": float(well_lit.quantile(0.9))}
+        print(f"exposure head: validation rms {metrics['val_exposure_rms']:.3f} stops on the dark photos; on their "
+              f"references |prediction| median {metrics['val_well_lit_abs_median']:.3f}, q90 {metrics['val_well_lit_abs_q90']:.3f}")
+    model_dir = output_dir / "model"
+    save_for_hub(model, model_dir, MIRNetImageProcessor(size_divisor=model.config.size_divisor))
+    write_json(model_dir / "training_args.json", training_record(args))
+    write_json(output_dir / "exposure_head.json", metrics)
+    return 0
+
+
 def pair_loss(prediction: torch.Tensor, labels: torch.Tensor, well_lit: torch.Tensor, args, eps: float) -> torch.Tensor:
     """--loss_type on the dark pairs and --well_lit_loss_type on the well-lit ones, each weighted by its share of the
     batch (the images of a batch have one size, so this is the mean over all pixels)."""
@@ -503,6 +547,8 @@ def train(args) -> int:
                         f"(found {len({low.shape for low in train_pairs.lows})}); use --batch_size 1")
     model = build_model(args)
     conditioned = model.config.exposure_conditioning
+    if args.train_exposure_head_only and not (conditioned and args.init_from):
+        raise RunError("--train_exposure_head_only trains the head of an exposure-conditioned --init_from model")
     train_set = RandomPairCrops(train_pairs, None if args.whole_images else args.crop_size, args.flip, args.well_lit_share,
                                 args.exposure_jitter, size_divisor=model.config.size_divisor,
                                 thumbnail_size=model.config.exposure_thumbnail_size if conditioned else None)
@@ -516,6 +562,8 @@ def train(args) -> int:
         pin_memory=torch.cuda.is_available(), persistent_workers=args.num_workers > 0,
     )
 
+    if args.train_exposure_head_only:
+        return fit_exposure_head(args, model, train_loader, val_pairs, output_dir)
     if args.checkerboard_free:
         model.remove_checkerboard_()
     processor = MIRNetImageProcessor(size_divisor=model.config.size_divisor)
