@@ -188,7 +188,7 @@ def worker_cpu_tiled(args, which: str) -> dict:
     runner = FirstTilesOnly(model, args.big_tiles)
     start = time.perf_counter()
     with torch.inference_mode():
-        y = tiled_forward(runner, x, args.tile, args.overlap)
+        y = tiled_forward(runner, x, args.tile_size, args.overlap)
     seconds = time.perf_counter() - start
     peak = rss_peak_bytes()
     assert y.shape == x.shape
@@ -286,7 +286,7 @@ def worker_cuda_big(args, which: str, tiled: bool) -> dict:
     start = time.perf_counter()
     with torch.inference_mode():
         if tiled:
-            y = model.enhance(x, tile_size=args.tile, tile_overlap=args.overlap)
+            y = model.enhance(x, tile_size=args.tile_size, tile_overlap=args.overlap)
         else:
             y = run_model(model, which, x)
     torch.cuda.synchronize()
@@ -538,7 +538,7 @@ def write_report(args, results: dict, command: str) -> None:
     if "peak_rss_bytes" in tiled:
         computed = "all" if tiled["tiles_computed"] == tiled["tiles"] else f"first {tiled['tiles_computed']}"
         lines.append(
-            f"| {mp} photo, tiled ({args.tile} px tiles, {args.overlap} px overlap, {tiled['tiles']} tiles, {computed}"
+            f"| {mp} photo, tiled ({args.tile_size} px tiles, {args.overlap} px overlap, {tiled['tiles']} tiles, {computed}"
             f" computed): peak RSS | - | {fmt_bytes(tiled['peak_rss_bytes'])} | |"
         )
         lines.append(
@@ -641,7 +641,7 @@ def parse_args(argv=None):
     parser.add_argument("--runs", type=int, default=3, help="timed CPU runs per model (after one warm-up)")
     parser.add_argument("--size", default="600x400", help="WIDTHxHEIGHT of the timed image")
     parser.add_argument("--big-size", default="4000x3000", help="WIDTHxHEIGHT of the large photo (12 MP)")
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--big-tiles", type=int, default=3,
                         help="CPU tiled 12 MP case: compute only the first N tiles (0: all); the peak is per tile")

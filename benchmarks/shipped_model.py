@@ -62,7 +62,7 @@ def worker(args) -> dict:
         result["eval15_psnr"] = statistics.mean(scores)
     else:
         stamps = [time.perf_counter()]
-        enhancer(image, tile_size=args.tile, tile_overlap=32, on_tile=lambda done, total: stamps.append(time.perf_counter()))
+        enhancer(image, tile_size=args.tile_size, tile_overlap=32, on_tile=lambda done, total: stamps.append(time.perf_counter()))
         tiles = [b - a for a, b in zip(stamps, stamps[1:])]  # the first includes the shared-statistics pass
         times = [stamps[-1] - stamps[0]]
         result.update(tiles=len(tiles), first_tile_s=tiles[0], median_tile_s=statistics.median(tiles),
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiles", default="512,1024", help="tile sizes for the 12 MP photo, comma-separated")
-    parser.add_argument("--tile", type=int, default=512, help=argparse.SUPPRESS)
+    parser.add_argument("--tile-size", type=int, default=512, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", dest="write", action="store_false")
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="leave out the torch.compile cases")
     parser.add_argument("--variants", help="only these, e.g. fp32,bf16,bf16+compile (default: every precision, eager "
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         for case, tile in [("600x400", 0)] + [("12mp", t) for t in tiles]:
             key = f"{case}{tile or ''}_{precision}" + ("_compiled" if compiled else "")
             command = [sys.executable, __file__, "--worker", "--model", args.model, "--case", case, "--precision", precision,
-                       "--runs", str(args.runs), "--threads", str(args.threads), "--tile", str(tile)] + (["--compiled"] if compiled else [])
+                       "--runs", str(args.runs), "--threads", str(args.threads), "--tile-size", str(tile)] + (["--compiled"] if compiled else [])
             with tempfile.TemporaryDirectory() as cache:  # a cold inductor cache: compile times are first-run times
                 done = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
                                       env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})

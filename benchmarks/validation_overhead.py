@@ -34,11 +34,11 @@ def main(argv=None) -> int:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--rrg", type=int, default=1)
     parser.add_argument("--mrb", type=int, default=1)
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = torch.bfloat16 if args.dtype == "bf16" else None
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
     rows = load_pairs(args.dataset, args.split)
     pairs = decode_pairs(rows, args.limit)
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     per_image = time.perf_counter() - start
 
     n = len(pairs)
-    print(f"{n} pairs of {args.dataset} ({args.split}), {args.features} ch x {args.rrg} RRG x {args.mrb} MRB, {args.dtype}, "
+    print(f"{n} pairs of {args.dataset} ({args.split}), {args.features} ch x {args.rrg} RRG x {args.mrb} MRB, {args.precision}, "
           f"{args.threads} threads\n")
     print("| | seconds | per image | vs forward |\n|---|---:|---:|---:|")
     for name, seconds in (("forward passes only", forward), ("score_pairs (now)", scored), ("per-image PIL path (before)", per_image)):

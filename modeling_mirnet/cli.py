@@ -96,16 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     parser.add_argument(
-        "--precision", "--dtype", dest="precision", default="auto", choices=PRECISIONS,
+        "--precision", dest="precision", default="auto", choices=PRECISIONS,
         help="precision of the forward pass (autocast; the weights stay fp32): auto = bf16 on a GPU or on a CPU "
         "with native bf16, else fp32 (default auto)",
     )
     parser.add_argument(
         "--compile", action="store_true",
         help="torch.compile the network first (the first photo of each size compiles, later ones run faster): worth it "
-        "for many photos of one size, or large photos with --tile (needs a C++ compiler on CPU)",
+        "for many photos of one size, or large photos with --tile-size (needs a C++ compiler on CPU)",
     )
-    parser.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=None,
+    parser.add_argument("--tile-size", dest="tile_size", type=int, default=None,
                         help="tile size for large photos, e.g. 512 (default: whole image)")
     parser.add_argument(
         "--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP,
@@ -185,7 +185,7 @@ def enhance_one(enhancer, path: Path, target: Path, args) -> tuple[str, str]:
     except ImageLoadError as err:
         return "failed", err.problem
     except OutOfMemory as err:
-        return "failed", f"{err}" + (f" (--tile {err.suggested_tile})" if err.suggested_tile else "")
+        return "failed", f"{err}" + (f" (--tile-size {err.suggested_tile})" if err.suggested_tile else "")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.partial")  # a killed run leaves no half-written output behind
     enhanced.save(tmp, format="PNG")

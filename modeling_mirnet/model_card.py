@@ -109,7 +109,7 @@ def only_this_model(command: str, label: str | None) -> str:
 
 
 def purpose_section(dataset: str, config: dict, params: int | None, trained_on: str | None, test: dict | None,
-                    well_lit: dict | None) -> str:
+                    well_lit: dict | None, exposure: dict | None = None) -> str:
     """What the model is for and what it is not, in prose, from this model's own figures."""
     short = dataset_info(dataset)[0]
     size = f"{params / 1e6:.2f}M parameters: " if params else ""
@@ -142,6 +142,13 @@ def purpose_section(dataset: str, config: dict, params: int | None, trained_on: 
                         f"curve (median PSNR against the input {well_lit['median_psnr']:.1f} dB, where a light touch would "
                         f"be {WELL_LIT_GOALS['median_psnr']:.0f} dB or more){grid}. `mirnet-enhance` and the Space say so "
                         "when a photo is already well exposed (mean gray above 90 of 255).")
+    if exposure:
+        text.append(f"How bright it makes a photo is yours to set (`exposure`, in stops). Its default is a guess, and on "
+                    f"scenes it has not seen the guess is no better than one brightness for every photo "
+                    f"({exposure['head_exposure_rms']:.2f} stops rms against {exposure['constant_exposure_rms']:.2f}): "
+                    f"at the exposure a reference has it scores {exposure['psnr_reference_exposure']:.2f} dB, at its "
+                    f"own guess {exposure['psnr']:.2f} dB. Move the exposure to taste; it renders it within "
+                    f"{exposure['rendering_rms']:.2f} stops.")
     text.append("It is not a denoiser for strong sensor noise, nor a fix for over-exposed photos.")
     return "\n\n".join(text)
 
@@ -198,12 +205,62 @@ def well_lit_section(well_lit: dict | None) -> str:
     ])
 
 
+def exposure_section(model_id: str, exposure: dict | None, training: dict) -> str:
+    """For an exposure-conditioned model: how to ask for an exposure, benchmarks/exposure.py's figures for it
+    ({"count", "command", "label", "psnr", "ssim", "psnr_reference_exposure", "ssim_reference_exposure", "psnr_gt_mean",
+    "head_exposure_rms", "constant_exposure_rms", "rendering_rms", "median_black", "median_reference_black"}) and the
+    command that trained its head alone (`exposure_head_stage` of training_args.json), or "" for other models."""
+    if not training["args"].get("exposure_conditioning"):
+        return ""
+    lines = [
+        "### Exposure is an input",
+        "",
+        "How bright a dark photo should come out is not something its pixels determine, so this model is told: "
+        "`model.enhance(pixel_values, exposure=stops)` renders that exposure (stops over the input, "
+        "log2 of the output's mean linear luminance over the input's; 0 keeps its brightness), and without `exposure` "
+        "a small head guesses one from a thumbnail (`model.predict_exposure(pixel_values)`). The pipeline, "
+        f"`mirnet-enhance --exposure` and the Space take it too:",
+        "",
+        "```python",
+        f'enhance = pipeline("image-to-image", model="{model_id}", trust_remote_code=True)',
+        'enhance(image)                  # the head\'s exposure',
+        'enhance(image, exposure=4.0)    # 4 stops brighter than the input (16x its mean luminance)',
+        'enhance(image, brightness=0.5)  # half a stop over the head\'s exposure',
+        "```",
+    ]
+    if exposure:
+        lines += [
+            "",
+            f"On the {exposure['count']} validation pairs (scenes not trained on), with the exposure the head predicts "
+            "(what users get) and with each reference's own exposure (the honest counterpart of GT-mean figures, which "
+            "rescale the output after the fact):",
+            "",
+            "| PSNR / SSIM, predicted exposure | PSNR / SSIM, reference exposure | GT-mean PSNR | head's exposure error "
+            "(one constant brightness's) | rendering error | 1st-percentile gray (references') |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {exposure['psnr']:.2f} dB / {exposure['ssim']:.4f} | {exposure['psnr_reference_exposure']:.2f} dB / "
+            f"{exposure['ssim_reference_exposure']:.4f} | {exposure['psnr_gt_mean']:.2f} dB | {exposure['head_exposure_rms']:.2f} "
+            f"({exposure['constant_exposure_rms']:.2f}) stops | {exposure['rendering_rms']:.3f} stops | "
+            f"{exposure['median_black']:.1f} ({exposure['median_reference_black']:.1f}) |",
+            "",
+            "The rendering error is the rms gap between the exposure asked for (each reference's, -1, +0 and +0.5 stops) "
+            "and the one the output has. Command: "
+            f"`{only_this_model(exposure['command'], exposure.get('label'))}`",
+        ]
+    head = training.get("exposure_head_stage")
+    if head:
+        lines += ["", "The head was trained alone on the finished network (its loss never reaches the network): "
+                  f"`{head.get('command', 'n/a')}`."]
+    return "\n".join(lines)
+
+
 def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None,
-                     well_lit: dict | None = None, trained_on: str | None = None) -> Path:
+                     well_lit: dict | None = None, trained_on: str | None = None, exposure: dict | None = None) -> Path:
     """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
     `state`: train.py's trainer_state.json; `model_id`: the Hub repository id the card's examples load;
     `test`: mean figures of evaluate.py on the test split (optional); `well_lit`: benchmarks/well_lit.py's figures
-    for this model (optional, `well_lit_section`); `trained_on`: the hardware, e.g. "2 CPU cores" (optional)."""
+    for this model (optional, `well_lit_section`); `trained_on`: the hardware, e.g. "2 CPU cores" (optional);
+    `exposure`: benchmarks/exposure.py's figures for an exposure-conditioned model (optional, `exposure_section`)."""
     args = training["args"]
     best = state["history"][state["best_epoch"] - 1]
     dataset = str(args.get("dataset"))
@@ -257,12 +314,13 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         experiment=args.get("experiment") or "custom run",
         dataset=dataset_text(dataset),
         commands_note=commands_note(dataset),
-        purpose=purpose_section(dataset, args, parameter_count(folder), trained_on, test, well_lit),
+        purpose=purpose_section(dataset, args, parameter_count(folder), trained_on, test, well_lit, exposure),
         limitation=KNOWN_LIMITS.get(dataset_id, f"Trained on {dataset_text(dataset)} only: photos unlike its "
                                                 "training photos may not be restored well."),
         selection=selection,
         test_table=test_table,
         well_lit_table=well_lit_section(well_lit),
+        exposure_table=exposure_section(model_id, exposure, training),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
         commit=commit_text(training.get("commit", "unknown")),

@@ -28,7 +28,7 @@ def main():
     parser.add_argument("--image", default=str(ROOT / "datasets" / "lol_eval15" / "low" / "179.png"))
     parser.add_argument("--model", default=str(ROOT / "space" / "checkpoints" / "mirnet-lol"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--precision", "--dtype", dest="precision", default="auto", choices=PRECISIONS, help="the Space's --precision (the status line says which ran)")
+    parser.add_argument("--precision", dest="precision", default="auto", choices=PRECISIONS, help="the Space's --precision (the status line says which ran)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = importlib.util.spec_from_file_location("space_app", ROOT / "space" / "app.py")

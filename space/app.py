@@ -10,7 +10,7 @@ anything else by its folder or repo name. With no checkpoint the app still runs 
 how to get one; it never shows an untrained network's output as a result.
 
 Runs on the GPU when one is present (ZeroGPU too, through `spaces.GPU`, a no-op elsewhere), otherwise on the CPU,
-in the precision --dtype picks (auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32); the page says
+in the precision --precision picks (auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32); the page says
 which. Large photos are enhanced in overlapping tiles. Requests go through a bounded queue. Loading, tiling,
 precision and the out-of-memory message are the package's (`modeling_mirnet.inference`), as in `mirnet-enhance`,
 and so is the decoding of every upload (`to_float_rgb`: the model gets the pixels the CLI gives it for that file).
@@ -618,9 +618,9 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=1, help="requests run at once (each holds a model activation in memory)")
     parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--precision", "--dtype", dest="precision", default=os.environ.get("MIRNET_DTYPE", "auto"), choices=PRECISIONS,
+    parser.add_argument("--precision", dest="precision", default=os.environ.get("MIRNET_PRECISION", "auto"), choices=PRECISIONS,
                         help="precision of the forward pass: auto = bf16 autocast on a GPU or a CPU with native bf16, "
-                        "else fp32 (default $MIRNET_DTYPE or auto)")
+                        "else fp32 (default $MIRNET_PRECISION or auto)")
     args = parser.parse_args(argv)
     try:
         args.checkpoints = default_checkpoints(args.model)

@@ -106,12 +106,12 @@ def test_console_script_is_installed(tiny_model_dir, tmp_path):
     assert script, f"no mirnet-enhance script in {Path(sys.executable).parent}: pip install -e ."
     random_image(16, 24).save(tmp_path / "a.png")
     run = lambda *args: subprocess.run([script, *args], capture_output=True, text=True, timeout=300)  # noqa: E731
-    result = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--dtype", "fp32")
+    result = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--precision", "fp32")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o" / "a.png").exists() and "fp32" in result.stderr
     # usage and model errors exit with status 2, as the README promises
     assert run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "missing")).returncode == 2
-    assert run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--dtype", "fp16").returncode == 2
+    assert run(str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir), "--precision", "fp16").returncode == 2
 
 
 def test_bad_device_and_tile_settings_exit_2(tiny_model_dir, tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_bad_device_and_tile_settings_exit_2(tiny_model_dir, tmp_path, capsys):
     assert "mirnet-enhance: device 'cuda:" in err and "requested but" in err
     assert main([*args, "--device", "banana"]) == 2
     assert "unknown device 'banana'" in capsys.readouterr().err
-    assert main([*args, "--tile", "30"]) == 2
+    assert main([*args, "--tile-size", "30"]) == 2
     assert "tile_size must be a multiple of 4" in capsys.readouterr().err
     assert not (tmp_path / "o" / "a.png").exists()
 
@@ -188,7 +188,7 @@ def test_out_of_memory_is_reported_with_a_tile_hint_and_the_run_goes_on(tiny_mod
     status = main([str(tmp_path / "small.png"), str(tmp_path / "large.png"), "-o", str(tmp_path / "o"), "--model", str(tiny_model_dir)])
     err = capsys.readouterr().err
     assert status == 1 and (tmp_path / "o" / "small.png").exists() and not (tmp_path / "o" / "large.png").exists()
-    assert "failed: " in err and "out of memory on cpu enhancing a 300x200 image as a whole: try tiles of 128 px (--tile 128)" in err
+    assert "failed: " in err and "out of memory on cpu enhancing a 300x200 image as a whole: try tiles of 128 px (--tile-size 128)" in err
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
@@ -223,7 +223,7 @@ def test_brightness_and_strength_flags_match_the_package(tiny_model_dir, tmp_pat
     """--brightness / --strength give what Enhancer(..., brightness=, strength=) gives; out of range is exit 2."""
     image = random_image(30, 44, seed=5)
     image.save(tmp_path / "dark.png")
-    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--dtype", "fp32",
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--precision", "fp32",
                  "--brightness", "0.75", "--strength", "0.6"]) == 0
     expected = Enhancer.from_pretrained(str(tiny_model_dir), device="cpu", precision="fp32")(image, brightness=0.75, strength=0.6)
     plain = Enhancer.from_pretrained(str(tiny_model_dir), device="cpu", precision="fp32")(image)
@@ -242,7 +242,7 @@ def test_exposure_flag_renders_what_the_package_renders_and_is_refused_by_uncond
     save_for_hub(MIRNetModel(tiny_config(exposure_conditioning=True)).eval(), conditioned)
     image = random_image(30, 44, seed=5)
     image.save(tmp_path / "dark.png")
-    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(conditioned), "--dtype", "fp32",
+    assert main([str(tmp_path / "dark.png"), "-o", str(tmp_path / "out"), "--model", str(conditioned), "--precision", "fp32",
                  "--exposure", "1.5"]) == 0
     enhancer = Enhancer.from_pretrained(str(conditioned), device="cpu", precision="fp32")
     written = np.asarray(PIL.Image.open(tmp_path / "out" / "dark.png"))
@@ -272,7 +272,7 @@ def test_two_processes_write_each_output_once_as_one_process_would_and_resume(ti
         random_image(24 + 4 * i, 32, seed=i).save(folder / f"p{i}.png")
     (folder / "broken.png").write_text("not an image")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-    common = ["--model", str(tiny_model_dir), "--dtype", "fp32"]
+    common = ["--model", str(tiny_model_dir), "--precision", "fp32"]
     first = subprocess.run([*LAUNCH_2, str(folder), "-o", str(tmp_path / "two"), *common], capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 1, first.stderr[-3000:]
     summary = [line for line in first.stdout.splitlines() if line.startswith("enhanced ")]

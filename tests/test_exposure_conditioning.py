@@ -247,6 +247,7 @@ def test_the_head_alone_is_retrained_on_the_frozen_network(dataset_dir, tmp_path
     start = MIRNetModel(MIRNetConfig(num_rrg=1, num_mrb=1, num_features=8, num_streams=2, num_dau_columns=1,
                                      exposure_conditioning=True))
     save_for_hub(start, tmp_path / "start")
+    (tmp_path / "start" / "training_args.json").write_text(json.dumps({"args": {"epochs": 36}, "command": "the network's"}))
     common = ["--dataset", str(dataset_dir), "--init_from", str(tmp_path / "start"), "--train_exposure_head_only",
               "--crop_size", "16", "--batch_size", "2", "--epochs", "3", "--lr_scheduler", "cosine",
               "--well_lit_share", "0.5", "--exposure_jitter", "1", "--report_to", "none"]
@@ -257,6 +258,8 @@ def test_the_head_alone_is_retrained_on_the_frozen_network(dataset_dir, tmp_path
     network = [k for k in before if not k.startswith("exposure_head.")]
     assert network and all(torch.equal(before[k], after[k]) for k in network)  # the network is untouched
     assert not torch.equal(before["exposure_head.out.weight"], after["exposure_head.out.weight"])
+    records = json.loads((tmp_path / "head" / "model" / "training_args.json").read_text())
+    assert records["command"] == "the network's" and records["exposure_head_stage"]["args"]["train_exposure_head_only"]
     figures = json.loads((tmp_path / "head" / "exposure_head.json").read_text())
     assert figures["val_exposure_rms"] > 0 and 0 <= figures["val_well_lit_abs_median"] <= figures["val_well_lit_abs_q90"]
     unconditioned = tmp_path / "plain"

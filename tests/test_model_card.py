@@ -64,6 +64,27 @@ def test_the_card_names_what_a_visitor_can_follow_and_nothing_that_does_not_fit(
     assert "(https://huggingface.co/datasets/someone/night-photos)" in hub and "type: someone/night-photos" in hub
 
 
+EXPOSURE = {"count": 145, "psnr": 20.31, "ssim": 0.7071, "psnr_reference_exposure": 26.13, "ssim_reference_exposure": 0.7456,
+            "psnr_gt_mean": 25.71, "head_exposure_rms": 0.77, "constant_exposure_rms": 0.71, "rendering_rms": 0.059,
+            "median_black": 19.4, "median_reference_black": 25.7, "label": "mine",
+            "command": "python benchmarks/exposure.py --model mine=m --model other=runs/o --dataset data/lol --json r.json"}
+
+
+def test_an_exposure_conditioned_card_says_how_to_set_the_exposure_and_how_well_it_is_guessed_and_rendered(tmp_path):
+    MIRNetModel(tiny_config(exposure_conditioning=True)).save_pretrained(tmp_path)
+    training = {"args": {"dataset": "data/lol", "num_features": 8, "num_rrg": 1, "num_mrb": 1, "exposure_conditioning": True},
+                "command": "accelerate launch train/train.py --config conditioned.yaml", "commit": "abc123",
+                "exposure_head_stage": {"command": "accelerate launch train/train.py --train_exposure_head_only"}}
+    state = {"epoch": 2, "best_epoch": 1, "history": [{"val_psnr": 20.0, "val_ssim": 0.7, "val_psnr_gt_mean": 24.0, "val_loss": 0.1}]}
+    card = write_model_card(tmp_path, training, state, "org/mirnet-lol", exposure=EXPOSURE).read_text()
+    assert "| 20.31 dB / 0.7071 | 26.13 dB / 0.7456 | 25.71 dB | 0.77 (0.71) stops | 0.059 stops | 19.4 (25.7) |" in card
+    assert "no better than one brightness for every photo (0.77 stops rms against 0.71)" in card
+    assert "`python benchmarks/exposure.py --model mine=m --dataset data/lol`" in card  # only this model's command
+    assert "`accelerate launch train/train.py --train_exposure_head_only`" in card
+    assert 'enhance(image, exposure=4.0)' in card and "`mirnet-enhance --exposure`" in card
+    assert "Exposure is an input" not in card_for(tmp_path / "plain")  # models without it keep their card
+
+
 def test_only_this_model_keeps_the_command_whole_otherwise():
     assert only_this_model("python b.py --model x=y --json a.json", None) == "python b.py --model x=y --json a.json"
     assert only_this_model("python b.py --model a=1 --model 'b=my dir' --json r.json --dataset d", "b") == \

@@ -213,10 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES), help="baselines to include (default: all)"
     )
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda ...")
-    parser.add_argument("--precision", "--dtype", dest="precision", choices=list(PRECISIONS), default="fp32",
+    parser.add_argument("--precision", dest="precision", choices=list(PRECISIONS), default="fp32",
                         help="precision of the checkpoints' forward pass (autocast; auto = bf16 where the hardware has it). "
                              "fp32 by default: the reference figures")
-    parser.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=None, help="tile size for large images (default: whole image)")
+    parser.add_argument("--tile-size", dest="tile_size", type=int, default=None, help="tile size for large images (default: whole image)")
     parser.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     parser.add_argument("--margin", type=int, default=BORDER_MARGIN,
                         help=f"pixels mirrored around each photo, as inference does (default {BORDER_MARGIN}; 0: none)")

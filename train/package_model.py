@@ -5,7 +5,7 @@
     python benchmarks/well_lit.py --model mirnet-lol=runs/X/model --dataset data/lol --json results/well_lit/X.json
     python train/package_model.py --run runs/X --evaluation results/mirnet_lol_eval15/results.json \
         --well-lit results/well_lit/X.json --output space/checkpoints/mirnet-lol --name org/mirnet-lol \
-        --trained-on "2 CPU cores"
+        --trained-on "2 CPU cores" [--exposure results/exposure/X.json]
 
 The folder is what `save_for_hub` writes (model.safetensors, config.json with auto_map and custom_pipelines,
 preprocessor_config.json, the code files), plus:
@@ -49,6 +49,15 @@ def copy_earlier_stages(training: dict, folder: Path) -> None:
                 shutil.copy2(stage / name, target / name)
 
 
+def benchmark_figures(path: Path, method: str | None) -> dict:
+    """One model's summary from a benchmark's --json report (well_lit.py, exposure.py): `method`'s, else the first,
+    with the report's image count and command and the model's label in it."""
+    report = json.loads(path.read_text())
+    models = report["summary"]["models"]
+    label = method if method in models else next(iter(models))
+    return {**models[label], "count": report["summary"]["count"], "command": report["command"], "label": label}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, type=Path,
@@ -60,6 +69,8 @@ def main(argv=None) -> int:
                         help="Hub repository id the card names and its examples load, e.g. org/mirnet-lol (the README's)")
     parser.add_argument("--trained-on", help='the hardware it was trained on, for the card, e.g. "2 CPU cores"')
     parser.add_argument("--well-lit", type=Path, help="JSON of benchmarks/well_lit.py --json for this model (the card's do-no-harm table)")
+    parser.add_argument("--exposure", type=Path,
+                        help="JSON of benchmarks/exposure.py --json for an exposure-conditioned model (the card's exposure table)")
     args = parser.parse_args(argv)
 
     model_dir = args.run / "model" if (args.run / "model").is_dir() else args.run
@@ -82,12 +93,8 @@ def main(argv=None) -> int:
                 **methods[label]["mean"]}
         test["baselines"] = {m: methods[m]["mean"] for m in methods if m != label}
 
-    well_lit = None
-    if args.well_lit:
-        report = json.loads(args.well_lit.read_text())
-        models = report["summary"]["models"]
-        label = args.method if args.method in models else next(iter(models))
-        well_lit = {**models[label], "count": report["summary"]["count"], "command": report["command"], "label": label}
+    well_lit = benchmark_figures(args.well_lit, args.method) if args.well_lit else None
+    exposure = benchmark_figures(args.exposure, args.method) if args.exposure else None
 
     model, processor = load_mirnet(model_dir)
     tmp = args.output.with_name(args.output.name + ".partial")
@@ -102,7 +109,8 @@ def main(argv=None) -> int:
         copy_earlier_stages(training, tmp)
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
-    write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit, trained_on=args.trained_on)
+    write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit, trained_on=args.trained_on,
+                     exposure=exposure)
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_FOLDER_MB:
         print(f"error: the folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB limit", file=sys.stderr)

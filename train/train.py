@@ -439,9 +439,15 @@ def fit_exposure_head(args, model: MIRNetModel, train_loader, val_pairs: ImagePa
                    "val_well_lit_abs_median": float(well_lit.median()), "val_well_lit_abs_q90": float(well_lit.quantile(0.9))}
         print(f"exposure head: validation rms {metrics['val_exposure_rms']:.3f} stops on the dark photos; on their "
               f"references |prediction| median {metrics['val_well_lit_abs_median']:.3f}, q90 {metrics['val_well_lit_abs_q90']:.3f}")
-    model_dir = output_dir / "model"
+    # the network's records are the --init_from run's (its weights are unchanged); the head's stage is added to them
+    model_dir, source = output_dir / "model", Path(args.init_from)
     save_for_hub(model, model_dir, MIRNetImageProcessor(size_divisor=model.config.size_divisor))
-    write_json(model_dir / "training_args.json", training_record(args))
+    head_stage = {**training_record(args), "metrics": metrics}
+    for name in ("training_args.json", "trainer_state.json"):
+        if (source / name).is_file():
+            write_json(model_dir / name, {**json.loads((source / name).read_text()), "exposure_head_stage": head_stage})
+    if (source / "curves.png").is_file():
+        shutil.copy2(source / "curves.png", model_dir / "curves.png")
     write_json(output_dir / "exposure_head.json", metrics)
     return 0
 
