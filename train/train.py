@@ -409,11 +409,11 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
 
 
 def fit_exposure_head(args, model: MIRNetModel, train_loader, val_pairs: ImagePairs, output_dir: Path) -> int:
-    """Train the exposure head alone on the training pairs' thumbnails (the batches' well-lit share at 0 stops, the
-    jitter shifting the label as in the joint run), then export the model and the head's validation figures."""
+    """Train the exposure head of the --init_from model further, alone, on the training pairs' thumbnails (the batches'
+    well-lit share at 0 stops, the jitter shifting the label as in the joint run); export the model and the head's
+    validation figures."""
     model.requires_grad_(False).eval()
-    model.exposure_head = head = type(model.exposure_head)(model.config)  # a new head, the constant predictor
-    head.apply(model._init_weights)
+    head = model.exposure_head  # continues from the --init_from model's head
     head.requires_grad_(True).train()
     optimizer = torch.optim.AdamW(head.parameters(), lr=args.learning_rate)
     scheduler = build_scheduler(args, optimizer, len(train_loader))
