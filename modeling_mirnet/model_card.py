@@ -146,8 +146,8 @@ def purpose_section(dataset: str, config: dict, params: int | None, trained_on: 
         text.append(f"How bright it makes a photo is yours to set (`exposure`, in stops). Its default is a guess, and on "
                     f"scenes it has not seen the guess is no better than one brightness for every photo "
                     f"({exposure['head_exposure_rms']:.2f} stops rms against {exposure['constant_exposure_rms']:.2f}): "
-                    f"at the exposure a reference has it scores {exposure['psnr_reference_exposure']:.2f} dB, at its "
-                    f"own guess {exposure['psnr']:.2f} dB. Move the exposure to taste; it renders it within "
+                    f"on the {exposure['count']} validation pairs it scores {exposure['psnr_reference_exposure']:.2f} dB "
+                    f"at each reference's exposure and {exposure['psnr']:.2f} dB at its own guess. Move the exposure to taste; it renders it within "
                     f"{exposure['rendering_rms']:.2f} stops.")
     text.append("It is not a denoiser for strong sensor noise, nor a fix for over-exposed photos.")
     return "\n\n".join(text)
@@ -200,7 +200,8 @@ def well_lit_section(well_lit: dict | None) -> str:
         f"| {well_lit['median_psnr']:.2f} dB | {well_lit['median_ratio']:.3f} | {well_lit['worst_grid']:.2f} "
         f"({well_lit['median_grid']:.2f}; {well_lit['worst_input_grid']:.2f}) | {well_lit['worst_grid_added']:.2f}x |",
         "",
-        "Goals: >= 28 dB, 0.9-1.15, no grid beyond the input's (1x added). "
+        f"Goals: >= {WELL_LIT_GOALS['median_psnr']:.0f} dB, {WELL_LIT_GOALS['ratio'][0]}-{WELL_LIT_GOALS['ratio'][1]}, "
+        f"at most {WELL_LIT_GOALS['grid_added']}x the input's own grid. "
         f"Command: `{only_this_model(well_lit['command'], well_lit.get('label'))}`",
     ])
 
@@ -249,8 +250,9 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict) -> st
         ]
     head = training.get("exposure_head_stage")
     if head:
-        lines += ["", "The head was trained alone on the finished network (its loss never reaches the network): "
-                  f"`{head.get('command', 'n/a')}`."]
+        lines += ["", "The head was then trained further, alone, on the finished network (its loss never reaches the "
+                  f"network): `{head.get('command', 'n/a')}`. The validation figures of the chosen epoch (above) were "
+                  "taken with the head before that stage; this section's are the model's as packaged."]
     return "\n".join(lines)
 
 
@@ -285,6 +287,9 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
             "|---|---:|---:|---:|---:|",
             *rows,
             "",
+            *([f"Asked for each reference's exposure (an exposure-conditioned model): "
+               f"{test['psnr_reference_exposure']:.2f} dB PSNR / {test['ssim_reference_exposure']:.4f} SSIM.", ""]
+              if "psnr_reference_exposure" in test else []),
             f"Command: `{test['command']}`",
         ])
     card_data = ModelCardData(

@@ -15,7 +15,8 @@ from helpers import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "space" / "checkpoints" / "mirnet-lol"
-PACKAGE_COMMAND = ["--evaluation", "results/mirnet_lol_eval15/results.json", "--well-lit", "results/well_lit/margin8.json",
+PACKAGE_COMMAND = ["--evaluation", "results/mirnet_lol_eval15/results.json", "--well-lit", "results/well_lit/mirnet_lol.json",
+                   "--exposure", "results/exposure/mirnet_lol_validation.json",
                    "--name", "org/mirnet-lol", "--trained-on", "2 CPU cores, no GPU"]
 
 
@@ -79,6 +80,7 @@ def test_an_exposure_conditioned_card_says_how_to_set_the_exposure_and_how_well_
     card = write_model_card(tmp_path, training, state, "org/mirnet-lol", exposure=EXPOSURE).read_text()
     assert "| 20.31 dB / 0.7071 | 26.13 dB / 0.7456 | 25.71 dB | 0.77 (0.71) stops | 0.059 stops | 19.4 (25.7) |" in card
     assert "no better than one brightness for every photo (0.77 stops rms against 0.71)" in card
+    assert "26.13 dB at each reference's exposure and 20.31 dB at its own guess" in card
     assert "`python benchmarks/exposure.py --model mine=m --dataset data/lol`" in card  # only this model's command
     assert "`accelerate launch train/train.py --train_exposure_head_only`" in card
     assert 'enhance(image, exposure=4.0)' in card and "`mirnet-enhance --exposure`" in card

@@ -6,6 +6,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 LOSS_TYPES = ("charbonnier", "l1", "rmse", "gt_mean")
+EXPOSURE_PATHS = ("curve", "film")  # how a conditioned network is told the exposure (see `exposure_path`)
 DEFAULTS = {"num_streams": 3, "num_dau_columns": 2}
 
 
@@ -58,6 +59,10 @@ class MIRNetConfig(PretrainedConfig):
             highlight-preserving curve (`exposure.render_exposure`), the network restores what the curve cannot, and a
             small head (`predict_exposure`) predicts a default exposure from a thumbnail. `False` is the official
             architecture, unchanged.
+        exposure_path (`str`, defaults to `"curve"`): how the requested exposure enters a conditioned network.
+            `"curve"`: as above (the curve's output plus the stops as a constant channel; the residual is added to the
+            curve's output). `"film"`: the raw input, with every feature map after `conv_in` and after each RRG scaled
+            and shifted per channel by an MLP of the stops (FiLM); the residual is added to the input.
         exposure_thumbnail_size (`int`, defaults to 64): side of the square thumbnail the exposure head sees.
 
     The official names `height` and `width` (which are not image sizes) are accepted as aliases of `num_streams` and
@@ -87,6 +92,7 @@ class MIRNetConfig(PretrainedConfig):
         loss_type: str = "charbonnier",
         charbonnier_eps: float = 1e-3,
         exposure_conditioning: bool = False,
+        exposure_path: str = "curve",
         exposure_thumbnail_size: int = 64,
         **kwargs,
     ):
@@ -115,6 +121,8 @@ class MIRNetConfig(PretrainedConfig):
             )
         if not channel_factor >= 1:
             raise ValueError(f"MIRNetConfig: `channel_factor` must be >= 1, got {channel_factor!r}")
+        if exposure_path not in EXPOSURE_PATHS:
+            raise ValueError(f"MIRNetConfig: `exposure_path` must be one of {EXPOSURE_PATHS}, got {exposure_path!r}")
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"MIRNetConfig: `loss_type` must be one of {LOSS_TYPES}, got {loss_type!r}")
         self.num_channels = num_channels
@@ -133,6 +141,7 @@ class MIRNetConfig(PretrainedConfig):
         self.loss_type = loss_type
         self.charbonnier_eps = charbonnier_eps
         self.exposure_conditioning = exposure_conditioning
+        self.exposure_path = exposure_path
         self.exposure_thumbnail_size = exposure_thumbnail_size
         super().__init__(**kwargs)
 
@@ -147,4 +156,4 @@ class MIRNetConfig(PretrainedConfig):
         return 2 ** (self.num_streams - 1)
 
 
-__all__ = ["MIRNetConfig", "LOSS_TYPES"]
+__all__ = ["MIRNetConfig", "LOSS_TYPES", "EXPOSURE_PATHS"]

@@ -223,7 +223,7 @@ def smaller_tile(height: int, width: int, tile_size: int | None, overlap: int = 
 class OutOfMemory(RuntimeError):
     """The network ran out of memory; `suggested_tile` (None: none smaller would do) is a tile size that needs less.
 
-    One error for every caller: the CLI adds its flag (--tile N), the Space its control.
+    One error for every caller: the CLI adds its flag (--tile-size N), the Space its control.
     """
 
     def __init__(self, device, height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP):

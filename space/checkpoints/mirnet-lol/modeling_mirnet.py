@@ -24,7 +24,9 @@ Exposure as an input (`config.exposure_conditioning`, off by default): how brigh
 something its pixels determine (LoL's references are one answer of many), so the network is told. The input is first
 brought to the requested exposure by a highlight-preserving curve (`exposure.render_exposure`), the network sees that
 and the requested stops (a constant channel, as FFDNet gives its noise level) and predicts the residual to the curve's
-output; `ExposureHead` predicts a default exposure from a thumbnail of the whole photo.
+output; `ExposureHead` predicts a default exposure from a thumbnail of the whole photo. The alternative path
+(`config.exposure_path = "film"`) gives the network the raw input and scales and shifts its features by the stops
+(`ExposureFiLM`), the residual added to the input as in the official model.
 """
 
 import math
@@ -76,6 +78,10 @@ class MIRNetPreTrainedModel(PreTrainedModel):
             # the exposure head starts as the constant predictor: every photo to a typical brightness
             init.zeros_(module.weight)
             init.constant_(module.bias, TYPICAL_LOG2_LUMINANCE)
+        elif module is getattr(getattr(self, "film", None), "out", None):
+            # FiLM starts as the identity: every scale 1, every shift 0
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
@@ -93,9 +99,12 @@ class MIRNetModel(MIRNetPreTrainedModel):
         super().__init__(config)
         k = config.kernel_size
         conditioned = config.exposure_conditioning
-        self.conv_in = conv(config.num_channels + int(conditioned), config.num_features, k, config.bias)
+        film = conditioned and config.exposure_path == "film"
+        # the curve path adds the requested stops as a fourth, constant input channel
+        self.conv_in = conv(config.num_channels + int(conditioned and not film), config.num_features, k, config.bias)
         self.rrgs = nn.ModuleList([RRG(config) for _ in range(config.num_rrg)])
         self.conv_out = conv(config.num_features, config.num_channels, k, config.bias)
+        self.film = ExposureFiLM(config) if film else None
         self.exposure_head = ExposureHead(config) if conditioned else None
         # Feature maps in channels_last (NHWC) memory format: the same arithmetic, but oneDNN runs the
         # convolutions (the transposed ones above all) much faster on CPU than in NCHW. None: on CPU only.
@@ -170,11 +179,15 @@ class MIRNetModel(MIRNetPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        base, inputs = self.condition(pixel_values, exposure, shared_statistics)
+        base, inputs, modulation = self.condition(pixel_values, exposure, shared_statistics)
         features = self.conv_in(inputs.contiguous(memory_format=self.feature_memory_format(pixel_values)))
+        if modulation is not None:
+            features = modulation.apply(features, 0)
         hidden_states = (features,) if output_hidden_states else None
-        for rrg in self.rrgs:
+        for index, rrg in enumerate(self.rrgs, start=1):
             features = rrg(features, shared_statistics)
+            if modulation is not None:
+                features = modulation.apply(features, index)
             if output_hidden_states:
                 hidden_states += (features,)
         residual = self.conv_out(features)
@@ -192,27 +205,30 @@ class MIRNetModel(MIRNetPreTrainedModel):
         return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
 
     def condition(self, pixel_values: torch.Tensor, exposure, shared_statistics: SharedStatistics | None = None):
-        """(the image the residual is added to, the network's input). Without exposure conditioning both are
-        `pixel_values`; with it, the image is `pixel_values` brought to `exposure` by the highlight-preserving curve
-        (its gain solved on these pixels, or the whole photo's gain that tiles share through `shared_statistics`),
-        and the input adds the requested stops as a constant channel."""
+        """(the image the residual is added to, the network's input, the FiLM modulation or None). Without exposure
+        conditioning both images are `pixel_values`. On the curve path the image is `pixel_values` brought to
+        `exposure` by the highlight-preserving curve (its gain solved on these pixels, or the whole photo's gain that
+        tiles share through `shared_statistics`), and the input adds the requested stops as a constant channel. On
+        the FiLM path both images are `pixel_values` and the stops modulate the features."""
         if not self.config.exposure_conditioning:
             if exposure is not None:
                 raise ValueError("this model has no exposure input (config.exposure_conditioning is False); "
                                  "adjust its output's brightness instead")
-            return pixel_values, pixel_values
+            return pixel_values, pixel_values, None
         if exposure is None:
             raise ValueError("this model is exposure-conditioned: pass `exposure` (stops, one per image), for example "
                              "model.predict_exposure(pixel_values), or call model.enhance(pixel_values)")
         batch, _, height, width = pixel_values.shape
         exposure = check_exposure(exposure, batch).to(pixel_values.device)
+        if self.film is not None:
+            return pixel_values, pixel_values, self.film(exposure)
         with torch.no_grad():
             gain = shared_statistics.curve_stops if shared_statistics is not None else None
             if gain is None:
                 gain = curve_stops(pixel_values, exposure)
             base = render_exposure(pixel_values, gain).to(pixel_values.dtype)
         level = (exposure / EXPOSURE_INPUT_SCALE).to(base.dtype).view(-1, 1, 1, 1).expand(batch, 1, height, width)
-        return base, torch.cat([base, level], dim=1)
+        return base, torch.cat([base, level], dim=1), None
 
     def predict_exposure(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The exposure (stops, (batch,)) the head would render each whole photo at: its default for `enhance`."""
@@ -275,7 +291,8 @@ class ExposureHead(nn.Module):
 
     Three stride-2 convolutions pooled (mean and max) and the thumbnail's own log2 mean luminance go through a small
     MLP; it starts as the constant predictor (every photo to `TYPICAL_LOG2_LUMINANCE`), and its input brightness lets
-    it learn to leave well-exposed photos at 0 stops.
+    it learn to leave well-exposed photos at 0 stops. It never darkens: a photo already brighter than the brightness it
+    predicts is kept at its own exposure (0 stops), as low-light training teaches only brightening; users may ask for less.
     """
 
     def __init__(self, config: MIRNetConfig, width: int = 16):
@@ -293,7 +310,33 @@ class ExposureHead(nn.Module):
         log_luminance = torch.log2(mean_luminance(thumbnails).clamp_min(1e-6))
         pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3)), log_luminance[:, None].to(features.dtype)], 1)
         target = self.out(self.mlp(pooled)).squeeze(1).float()
-        return (target - log_luminance).clamp(-MAX_EXPOSURE_STOPS, MAX_EXPOSURE_STOPS)
+        return (target - log_luminance).clamp(0, MAX_EXPOSURE_STOPS)
+
+
+class ExposureFiLM(nn.Module):
+    """FiLM from the requested exposure: per-channel scales and shifts for the features after `conv_in` and each RRG."""
+
+    def __init__(self, config: MIRNetConfig, width: int = 64):
+        super().__init__()
+        self.num_features, self.num_layers = config.num_features, config.num_rrg + 1
+        self.mlp = nn.Sequential(nn.Linear(1, width), nn.PReLU(), nn.Linear(width, width), nn.PReLU())
+        self.out = nn.Linear(width, 2 * self.num_layers * self.num_features)
+
+    def forward(self, exposure: torch.Tensor) -> "FiLMModulation":
+        param = self.out.weight
+        params = self.out(self.mlp((exposure / EXPOSURE_INPUT_SCALE).to(param)[:, None]))
+        return FiLMModulation(params.view(-1, self.num_layers, 2, self.num_features))
+
+
+class FiLMModulation:
+    """The scales and shifts of one batch: `apply(features, layer)` returns features * (1 + scale) + shift."""
+
+    def __init__(self, params: torch.Tensor):
+        self.params = params  # (batch, layers, 2, channels)
+
+    def apply(self, features: torch.Tensor, layer: int) -> torch.Tensor:
+        scale, shift = self.params[:, layer, 0, :, None, None], self.params[:, layer, 1, :, None, None]
+        return torch.addcmul(shift.to(features.dtype), features, 1 + scale.to(features.dtype))
 
 
 def mirrored_margin(height: int, width: int, margin: int, size_divisor: int) -> int:
