@@ -105,6 +105,6 @@ def test_the_shipped_card_is_what_package_model_writes(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == (SHIPPED / "model.safetensors").read_bytes()
     card = (SHIPPED / "README.md").read_text()
     assert readme_repo_ids() == {"org/mirnet-lol"} and "org/mirnet-lol" in card  # the README's repository id
-    assert "1.33M parameters" in card and "trained on 2 CPU cores" in card and "24.14 dB" in card
+    assert "1.36M parameters" in card and "trained on 2 CPU cores" in card and "24.14 dB" in card
     assert "-dirty" not in card and "f_epoch3" not in card and "`data/lol` there is [LOL]" in card
     assert json.loads((SHIPPED / "training_args.json").read_text())["commit"].endswith("-dirty")  # the record stays as it was

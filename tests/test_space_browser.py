@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("gradio", reason="the Space needs gradio: pip install -e '.[space]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install playwright")
@@ -129,5 +130,30 @@ def test_brightness_slider_and_several_photos(browser, tiny_model_dir, shots):
             assert page.locator("#results-gallery img").count() >= 2
             assert "mirnet_enhanced.zip" in page.locator("#results-zip").inner_text().replace("\n", "")
             page.screenshot(path=str(shots / "space-several-photos.png"), full_page=True)
+        finally:
+            page.close()
+
+
+def test_the_exposure_slider_renders_when_released_without_another_click(browser, tmp_path, shots):
+    """An exposure-conditioned checkpoint: "auto" shows the model's guess on the slider; dragging the slider and letting
+    go (here: typing into its number box and leaving it) renders that exposure (the status says "set") with no click
+    on Enhance."""
+    from modeling_mirnet import MIRNetModel
+    from modeling_mirnet.hub import save_for_hub
+    from helpers import tiny_config
+
+    torch.manual_seed(0)
+    conditioned = tmp_path / "conditioned"
+    save_for_hub(MIRNetModel(tiny_config(exposure_conditioning=True)).eval(), conditioned)
+    with served({"exposure": str(conditioned)}) as (_, demo):
+        status, _, page = run_in_page(browser, demo.local_url, shots / "space-exposure.png", reference=None)
+        try:
+            assert "(predicted)" in status
+            box = page.locator("#exposure input[type=number]")  # typed, then left: the slider is released
+            box.fill("2")
+            box.press("Tab")
+            page.wait_for_function("document.querySelector('#status').innerText.includes('(set)')", timeout=30_000)
+            assert "exposure +2.00 stops (set)" in page.locator("#status").inner_text()
+            assert not page.locator("#auto-exposure input").is_checked()
         finally:
             page.close()
