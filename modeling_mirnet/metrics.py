@@ -46,9 +46,14 @@ def psnr(output, reference) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
+def study_convention(psnr_db: float) -> float:
+    """A true PSNR as the study's code printed it (max_val=255 on [0, 1] images: + 48.13 dB). For comparison only."""
+    return psnr_db + INFLATION_DB
+
+
 def psnr_inflated(output, reference) -> float:
-    """The study's PSNR: max_val=255 applied to [0, 1] images (true PSNR + 48.13 dB). For comparison only."""
-    return psnr(output, reference) + INFLATION_DB
+    """The study's PSNR of `output` against `reference` (`study_convention` of the true PSNR)."""
+    return study_convention(psnr(output, reference))
 
 
 def _gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -186,5 +191,5 @@ def well_exposed_note(pixels: np.ndarray) -> str | None:
         return None
     return f"already well exposed (mean gray {255 * gray:.0f} of 255): MIRNet is made for dark photos"
 
-__all__ = ["psnr", "psnr_inflated", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "mean_gray", "grid_score", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB",
+__all__ = ["psnr", "psnr_inflated", "study_convention", "ssim", "psnr_batch", "ssim_batch", "gt_mean_scale", "mean_gray", "grid_score", "quantize", "autocontrast", "equalize", "gamma_curve", "BASELINES", "INFLATION_DB",
            "WELL_EXPOSED_MEAN_GRAY", "well_exposed_note"]

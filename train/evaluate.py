@@ -43,7 +43,7 @@ from modeling_mirnet.inference import (
     pick_device,
     resolve_dtype,
 )
-from modeling_mirnet.metrics import BASELINES, INFLATION_DB
+from modeling_mirnet.metrics import BASELINES, INFLATION_DB, study_convention
 from modeling_mirnet.modeling_mirnet import BORDER_MARGIN
 from modeling_mirnet.model_specs import ModelSpecError, parse_model_specs
 
@@ -138,7 +138,7 @@ def evaluate(dataset, models: dict, baselines: dict, lpips_fn=None, save_images:
                    if rows and k in rows[0]]
         mean = {k: float(np.mean([r[k] for r in rows])) for k in metrics}
         if "psnr" in mean:
-            mean["psnr_seed_convention"] = mean["psnr"] + INFLATION_DB
+            mean["psnr_seed_convention"] = study_convention(mean["psnr"])
         summary[label] = {"mean": mean, "images": rows}
     return {"n": len(pairs), "methods": summary}
 
