@@ -225,10 +225,17 @@ class MIRNetModel(MIRNetPreTrainedModel):
         with torch.no_grad():
             gain = shared_statistics.curve_stops if shared_statistics is not None else None
             if gain is None:
-                gain = curve_stops(pixel_values, exposure)
+                gain = self.curve_gain(pixel_values, exposure)
             base = render_exposure(pixel_values, gain).to(pixel_values.dtype)
         level = (exposure / EXPOSURE_INPUT_SCALE).to(base.dtype).view(-1, 1, 1, 1).expand(batch, 1, height, width)
         return base, torch.cat([base, level], dim=1), None
+
+    def curve_gain(self, pixel_values: torch.Tensor, exposure: torch.Tensor) -> torch.Tensor | None:
+        """The gain (stops, (batch,)) of the curve that brings `pixel_values` to `exposure`, which tiles of one photo
+        share (`tiled_forward`); None for models that do not render through the curve."""
+        if not self.config.exposure_conditioning or self.film is not None:
+            return None
+        return curve_stops(pixel_values, exposure)
 
     def predict_exposure(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The exposure (stops, (batch,)) the head would render each whole photo at: its default for `enhance`."""

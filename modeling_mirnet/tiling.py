@@ -9,7 +9,6 @@ the tile and the tiles agree with each other and with the whole-image result.
 import torch
 import torch.nn.functional as F
 
-from .exposure import curve_stops
 
 
 class SharedStatistics:
@@ -109,7 +108,7 @@ def tiled_forward(
     total = torch.zeros((1, 1, height, width), device=pixel_values.device, dtype=torch.float32)
     shared = None
     if shared_statistics:
-        shared = SharedStatistics(None if exposure is None else curve_stops(pixel_values, exposure))
+        shared = SharedStatistics(None if exposure is None else model.curve_gain(pixel_values, exposure))
         model(thumbnail(pixel_values, tile_size, divisor), exposure=exposure, return_dict=True, shared_statistics=shared)
     done = 0
     for top in rows:

@@ -408,6 +408,15 @@ def validate(accelerator: Accelerator, model: MIRNetModel, pairs: ImagePairs, ba
     return metrics
 
 
+def head_inputs(batch: dict, exposure_jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the thumbnails the exposure head sees, the exposure each pair is rendered at): the input jitter shifts a
+    pair's exposure by the same stops, and its thumbnail with it."""
+    thumbnails, exposure = batch["thumbnail"], batch["exposure"] - batch["exposure_stops"]
+    if exposure_jitter:
+        thumbnails = scale_exposure(thumbnails, batch["exposure_stops"])
+    return thumbnails, exposure
+
+
 def fit_exposure_head(args, model: MIRNetModel, train_loader, val_pairs: ImagePairs, output_dir: Path) -> int:
     """Train the exposure head of the --init_from model further, alone, on the training pairs' thumbnails (the batches'
     well-lit share at 0 stops, the jitter shifting the label as in the joint run); export the model and the head's
@@ -419,9 +428,7 @@ def fit_exposure_head(args, model: MIRNetModel, train_loader, val_pairs: ImagePa
     scheduler = build_scheduler(args, optimizer, len(train_loader))
     for epoch in tqdm(range(1, args.epochs + 1), desc="exposure head"):
         for batch in train_loader:
-            thumbnails, exposure = batch["thumbnail"], batch["exposure"] - batch["exposure_stops"]
-            if args.exposure_jitter:
-                thumbnails = scale_exposure(thumbnails, batch["exposure_stops"])
+            thumbnails, exposure = head_inputs(batch, args.exposure_jitter)
             loss = F.mse_loss(head(thumbnails), exposure)
             loss.backward()
             optimizer.step()
@@ -616,10 +623,8 @@ def train(args) -> int:
             pixel_values = batch["pixel_values"].float().div_(255)
             labels = batch["labels"].float().div_(255)
             conditioning = {}
-            if conditioned:  # the jitter shifts the pair's exposure by the same stops
-                thumbnails, exposure = batch["thumbnail"], batch["exposure"] - batch["exposure_stops"]
-                if args.exposure_jitter:
-                    thumbnails = scale_exposure(thumbnails, batch["exposure_stops"])
+            if conditioned:
+                thumbnails, exposure = head_inputs(batch, args.exposure_jitter)
                 conditioning["exposure"] = exposure
             if args.exposure_jitter:
                 pixel_values = scale_exposure(pixel_values, batch["exposure_stops"])
