@@ -74,7 +74,7 @@ def import_baseline(rev: str, workdir: str):
 
 def run_case(model, case: str, bf16: bool, args):
     """A closure for one forward pass (inference) or one training step (forward, Charbonnier, backward, Adam)."""
-    from modeling_mirnet.modeling_mirnet import enhancement_loss
+    from modeling_mirnet.losses import enhancement_loss
 
     generator = torch.Generator().manual_seed(1)
     if case == "forward":

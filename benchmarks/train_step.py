@@ -27,7 +27,7 @@ from benchmark import load_official_module, machine_info, replace_section  # ben
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
 from modeling_mirnet.inference import cpu_has_fast_bf16
-from modeling_mirnet.modeling_mirnet import enhancement_loss
+from modeling_mirnet.losses import enhancement_loss
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS_MD = HERE.parent / "BENCHMARKS.md"

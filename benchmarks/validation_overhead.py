@@ -63,7 +63,7 @@ def main(argv=None) -> int:
             low, high = rows[i]["low"], rows[i]["high"]
             batch = processor(low)
             out = model(batch["pixel_values"]).reconstruction
-            image = processor.post_process_image_to_image(out, batch["original_sizes"])[0]
+            image = processor.post_process_image_to_image(out, [low.size[::-1]])[0]
             psnr(image, high), ssim(image, high)
     per_image = time.perf_counter() - start
 

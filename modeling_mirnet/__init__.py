@@ -16,10 +16,11 @@ from transformers import (
 
 from .configuration_mirnet import MIRNetConfig
 from .image_processing_mirnet import ImageLoadError, MIRNetImageProcessor, load_image, to_float_rgb
-from .inference import Enhancer, ModelLoadError, OutOfMemory, enhance_image, load_mirnet
-from .modeling_mirnet import MIRNetModel, MIRNetPreTrainedModel, enhancement_loss
+from .inference import Enhancer, ModelLoadError, OutOfMemory, enhance_image, load_mirnet, mirnet_pipeline
+from .losses import enhancement_loss
+from .modeling_mirnet import MIRNetModel, MIRNetPreTrainedModel
 from .tiling import tiled_forward
-from .pipeline_mirnet import MIRNetImageToImagePipeline, mirnet_pipeline
+from .pipeline_mirnet import MIRNetImageToImagePipeline
 
 __version__ = "0.1.0"
 

@@ -17,7 +17,8 @@ from .exposure import exposure_stops
 from .inference import DEFAULT_TILE_OVERLAP, autocast_context
 from .image_processing_mirnet import padded_size, reflect_pad, to_uint8
 from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
-from .modeling_mirnet import BORDER_MARGIN, enhancement_loss
+from .losses import enhancement_loss
+from .modeling_mirnet import BORDER_MARGIN
 
 
 @dataclass

@@ -187,8 +187,8 @@ class MIRNetImageProcessor(PilBackend):
 
     `preprocess` converts each image to RGB in [0, 1] (any PIL mode, EXIF orientation applied; numpy arrays and
     torch tensors too), reflect-pads it at the bottom/right so height and width are multiples of `size_divisor`
-    (images of different sizes in one batch are padded to the largest), and returns `pixel_values` with the
-    `original_sizes` needed by `post_process_image_to_image` to crop the output back.
+    (images of different sizes in one batch are padded to the largest), and returns `pixel_values`.
+    `post_process_image_to_image(outputs, original_sizes)` crops the output back to the sizes of the images.
 
     Args:
         do_rescale (`bool`, defaults to `True`): scale integer pixel data to [0, 1]: 8-bit data (8-bit PIL images,
@@ -231,7 +231,7 @@ class MIRNetImageProcessor(PilBackend):
         return padded_size(height, width, self.size_divisor if size_divisor is None else size_divisor)
 
     def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
-        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32, original_sizes=[(h, w), ...]).
+        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32).
 
         Keywords: `do_rescale`, `rescale_factor`, `do_pad`, `size_divisor`, `max_pixels` override the processor's
         settings for this call (None keeps them); see the class docstring.
@@ -260,7 +260,7 @@ class MIRNetImageProcessor(PilBackend):
         )
         batch = torch.stack([reflect_pad(torch.from_numpy(a).permute(2, 0, 1), height, width) for a in arrays])
         pixel_values = batch.contiguous() if return_tensors == "pt" else batch.numpy().copy()
-        return BatchFeature(data={"pixel_values": pixel_values, "original_sizes": [list(s) for s in sizes]})
+        return BatchFeature(data={"pixel_values": pixel_values})
 
     def post_process_image_to_image(self, reconstruction, original_sizes=None) -> list[PIL.Image.Image]:
         """Model output (B, 3, H, W) -> list of 8-bit RGB PIL images, clamped to [0, 1] and cropped to original size."""

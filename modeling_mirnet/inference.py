@@ -1,34 +1,38 @@
-"""The one inference path of MIRNet, shared by every caller (`mirnet-enhance`, the Space, the pipeline, evaluation,
-the scripts): which model (a folder or a Hub id), where and in which precision it runs, and
-image -> pixel values -> network (whole or in tiles, with per-call progress) -> 8-bit image.
+"""The runtime the tools share (`mirnet-enhance`, the Space, evaluation, the benchmarks): which model (a folder or a
+Hub id), on which device and in which precision it runs, compiled or not, and out-of-memory errors that suggest a
+tile size. The steps themselves are the pipeline's (`pipeline_mirnet`: image -> pixel values -> network, whole or in
+tiles, with the user's controls -> 8-bit image), so every way in runs the same code.
 
     enhancer = Enhancer.from_pretrained("org/mirnet-lol", device="auto", precision="auto")
     enhancer("dark.jpg", tile_size=512, on_tile=lambda done, total: print(f"tile {done}/{total}")).save("bright.png")
 
-This file travels with saved checkpoints (the pipeline imports it), so it imports its siblings only as
-`from .module import Name` and nothing that `transformers` does not already need.
+This file stays in the package: it never travels with a checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 
 import torch
 
-from .exposure import MAX_EXPOSURE_STOPS, apply_controls, check_controls, check_exposure
-from .image_processing_mirnet import MIRNetImageProcessor, load_image
+from .image_processing_mirnet import MIRNetImageProcessor
 from .modeling_mirnet import BORDER_MARGIN, MIRNetModel, mirrored_margin
-from .tiling import tile_starts
+from .pipeline_mirnet import (
+    PRECISION_DTYPES,
+    MIRNetImageToImagePipeline,
+    autocast_context,
+    enhance_with_controls,
+    prepare_image,
+    rendered_exposure,
+)
+from .tiling import DEFAULT_TILE_OVERLAP, tile_starts
 
-DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles (MIRNetModel.enhance's default; a test keeps them equal)
 SUGGESTED_TILE = 512  # the tile size suggested when a whole image does not fit in memory
 MIN_SUGGESTED_TILE = 128  # below this, tiles cost more in seams and overhead than they save: no suggestion
 # One list of the image files the tools pick up from a folder (the CLI; modeling_mirnet/data.py for datasets).
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
-PRECISIONS = ("auto", "fp32", "bf16")
-_PRECISION_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
+PRECISIONS = ("auto", *PRECISION_DTYPES)
 # torch's own CPU feature checks (cpuinfo): the instructions that make bf16 convolutions faster than fp32
 BF16_CPU_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
 
@@ -101,27 +105,26 @@ def resolve_dtype(precision: str | torch.dtype, device: str | torch.device) -> t
     """The dtype the forward pass runs in (under autocast; the weights stay float32) for `precision` on `device`.
 
     "fp32" -> float32; "bf16" -> bfloat16; "auto" -> bfloat16 on a CUDA GPU that supports it and on a CPU with
-    native bf16 (`cpu_has_fast_bf16`), float32 elsewhere. "float32" / "bfloat16" and torch dtypes are accepted too.
+    native bf16 (`cpu_has_fast_bf16`), float32 elsewhere. torch.float32 and torch.bfloat16 are taken as they are.
     """
     if isinstance(precision, torch.dtype):
-        if precision in (torch.float32, torch.bfloat16):
+        if precision in PRECISION_DTYPES.values():
             return precision
         raise ValueError(f"unsupported precision {precision}: expected torch.float32 or torch.bfloat16")
-    name = _PRECISION_ALIASES.get(str(precision).lower())
-    if name is None:
-        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if name == "auto":
+    if precision == "auto":
         device = torch.device(device)
         fast_bf16 = (device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
             device.type == "cpu" and cpu_has_fast_bf16()
         )
         return torch.bfloat16 if fast_bf16 else torch.float32
-    return torch.bfloat16 if name == "bf16" else torch.float32
+    if precision not in PRECISION_DTYPES:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return PRECISION_DTYPES[precision]
 
 
 def precision_name(dtype: torch.dtype) -> str:
     """"bf16" or "fp32", as the tools show it."""
-    return "bf16" if dtype == torch.bfloat16 else "fp32"
+    return next(name for name, value in PRECISION_DTYPES.items() if value == dtype)
 
 
 def describe_device(device: str | torch.device, dtype: torch.dtype) -> str:
@@ -136,13 +139,6 @@ def describe_device(device: str | torch.device, dtype: torch.dtype) -> str:
     else:
         where = str(device)
     return f"{where}, {'bf16 autocast' if dtype == torch.bfloat16 else 'fp32'}"
-
-
-def autocast_context(device: str | torch.device, dtype: torch.dtype | None):
-    """torch.autocast for `dtype` on `device` (bf16/fp16), or nothing for fp32 / None."""
-    if dtype is None or dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------- which model
@@ -243,14 +239,15 @@ class Enhancer:
     The three steps are public so that callers can place them (the Space runs `forward` on the GPU worker):
     `preprocess` (file or image -> padded [0, 1] tensors), `forward` (network under autocast, whole or tiled,
     `on_tile(done, total)` after each tile, out-of-memory as `OutOfMemory`), `postprocess` (crop, clamp, 8-bit PIL).
-    Calls share no state: several threads may use one Enhancer.
+    They are the pipeline's steps (`pipeline_mirnet`); the Enhancer adds the device, "auto" precision, compilation
+    and the out-of-memory error. Calls share no state: several threads may use one Enhancer.
     """
 
     def __init__(self, model: MIRNetModel, processor: MIRNetImageProcessor | None = None, precision="fp32",
                  compile: bool = False):
         self.model = compile_model(model) if compile else model
         self.processor = processor or MIRNetImageProcessor(size_divisor=model.config.size_divisor)
-        self.dtype = resolve_dtype(precision, self.device)
+        self.autocast_dtype = resolve_dtype(precision, self.device)
         self.compiled = compile
 
     @classmethod
@@ -265,43 +262,33 @@ class Enhancer:
 
     @property
     def precision(self) -> str:
-        return precision_name(self.dtype)
+        return precision_name(self.autocast_dtype)
 
     def describe(self) -> str:
         """Where and how it runs, for logs and UIs (`describe_device`)."""
-        return describe_device(self.device, self.dtype) + (", torch.compile" if self.compiled else "")
+        return describe_device(self.device, self.autocast_dtype) + (", torch.compile" if self.compiled else "")
 
-    def preprocess(self, image):
-        """A file path, PIL image, array or tensor -> BatchFeature(pixel_values, original_sizes).
+    def preprocess(self, image) -> dict:
+        """A file path, PIL image, array or tensor -> {"pixel_values", "original_sizes"} (`pipeline_mirnet.prepare_image`).
 
         Files are read with `load_image` (ImageLoadError names the file and the problem)."""
-        if isinstance(image, (str, os.PathLike)):
-            image = load_image(image, self.processor.max_pixels)
-        return self.processor(image, return_tensors="pt")
+        return prepare_image(self.processor, image)
 
     def forward(
         self, pixel_values: torch.Tensor, tile_size: int | None = None, tile_overlap: int = DEFAULT_TILE_OVERLAP,
         on_tile=None, brightness: float = 0.0, strength: float = 1.0, precision=None, exposure=None,
     ) -> torch.Tensor:
-        """The network's float32 output for `pixel_values`, on the model's device (see `MIRNetModel.enhance`), with
-        the user's controls applied (`brightness` in stops, `strength` 0-1; the defaults leave the model's output as it
-        is). `precision` overrides the Enhancer's for this call.
-
-        Exposure-conditioned models render `exposure` (stops; None: the model's prediction) plus `brightness`: the
-        network renders the brighter or darker photo. Other models take no `exposure`, and `brightness` is the curve
-        of `exposure.apply_controls` on their output.
+        """The network's float32 output for `pixel_values`, on the model's device, with the user's controls
+        (`pipeline_mirnet.enhance_with_controls`: `exposure` and `brightness` in stops, `strength` 0-1; the defaults
+        leave the model's output as it is). `precision` overrides the Enhancer's for this call.
 
         Raises OutOfMemory (with a suggested tile size) when an allocation fails, ValueError for bad tile settings
         or controls.
         """
-        check_controls(brightness, strength)
-        stops = self.exposure(pixel_values, exposure, brightness)
-        dtype = self.dtype if precision is None else resolve_dtype(precision, self.device)
+        dtype = self.autocast_dtype if precision is None else resolve_dtype(precision, self.device)
         try:
-            with autocast_context(self.device, dtype):
-                output = self.model.enhance(pixel_values, stops, tile_size=tile_size, tile_overlap=tile_overlap,
-                                            on_tile=on_tile).float()
-            return apply_controls(output, pixel_values.to(output.device), 0.0 if stops is not None else brightness, strength)
+            return enhance_with_controls(self.model, pixel_values, exposure, brightness, strength, dtype, tile_size,
+                                         tile_overlap, on_tile)
         except (RuntimeError, MemoryError) as err:
             if not is_out_of_memory(err):
                 raise
@@ -312,23 +299,12 @@ class Enhancer:
     @property
     def conditioned(self) -> bool:
         """Whether the model renders the exposure it is asked for (`config.exposure_conditioning`)."""
-        return bool(getattr(self.model.config, "exposure_conditioning", False))
+        return bool(self.model.config.exposure_conditioning)
 
     def exposure(self, pixel_values: torch.Tensor, exposure=None, brightness: float = 0.0) -> torch.Tensor | None:
-        """The stops an exposure-conditioned model renders: `exposure` (a number or one per image; None: the model's
-        prediction on each whole photo) plus `brightness`, within the model's range. None for other models, which
-        refuse an `exposure` (ValueError)."""
-        if not self.conditioned:
-            if exposure is not None:
-                raise ValueError("this model has no exposure input (it was trained without exposure conditioning); "
-                                 "use brightness to adjust its output")
-            return None
-        if exposure is None:
-            with torch.inference_mode():
-                stops = self.model.predict_exposure(pixel_values.to(self.device))
-        else:
-            stops = check_exposure(exposure, len(pixel_values)).to(self.device)
-        return (stops + brightness).clamp(-MAX_EXPOSURE_STOPS, MAX_EXPOSURE_STOPS)
+        """The stops the model renders for these controls (`pipeline_mirnet.rendered_exposure`); None for a model
+        without exposure conditioning."""
+        return rendered_exposure(self.model, pixel_values, exposure, brightness)
 
     def postprocess(self, reconstruction: torch.Tensor, original_sizes) -> list:
         """Network output -> 8-bit RGB PIL images cropped to `original_sizes`."""
@@ -351,6 +327,22 @@ def enhance_image(
     return Enhancer(model, processor, precision)(image, tile_size, tile_overlap, on_tile, brightness, strength, exposure)
 
 
+def mirnet_pipeline(model, image_processor=None, device=None, precision=None, **kwargs) -> MIRNetImageToImagePipeline:
+    """The MIRNet pipeline from a model folder, a Hub id or a loaded MIRNetModel, with this package installed (no
+    `trust_remote_code` needed). `device`: "auto", "cpu", "cuda", ... (default: where the model is; "auto" for a
+    path); `precision`: "fp32", "bf16" or "auto" (`resolve_dtype`); other keywords (`tile_size`, ...) become the
+    pipeline's defaults."""
+    if isinstance(model, (str, os.PathLike)):
+        model, loaded_processor = load_mirnet(model, device=device or "auto")
+        image_processor = image_processor or loaded_processor
+    elif device is not None:
+        model = model.to(pick_device(device))
+    if precision is not None:
+        kwargs["precision"] = precision_name(resolve_dtype(precision, model.device))
+    image_processor = image_processor or MIRNetImageProcessor(size_divisor=model.config.size_divisor)
+    return MIRNetImageToImagePipeline(model=model, image_processor=image_processor, device=model.device, **kwargs)
+
+
 __all__ = [
     "DEFAULT_TILE_OVERLAP",
     "IMAGE_SUFFIXES",
@@ -368,6 +360,7 @@ __all__ = [
     "enhance_image",
     "is_out_of_memory",
     "load_mirnet",
+    "mirnet_pipeline",
     "looks_like_local_path",
     "pick_device",
     "precision_name",

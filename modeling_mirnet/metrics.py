@@ -18,9 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from .image_processing_mirnet import to_uint8
-from .modeling_mirnet import REC601_GRAY, mean_gray
 
 INFLATION_DB = 20 * math.log10(255.0)  # 48.13 dB
+
+REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
+
+
+def mean_gray(images: torch.Tensor) -> torch.Tensor:
+    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
+    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1).flatten(1).mean(1)
 
 
 def as_unit_array(image) -> np.ndarray:

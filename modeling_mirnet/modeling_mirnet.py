@@ -41,7 +41,7 @@ from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from .configuration_mirnet import MIRNetConfig
 from .exposure import MAX_EXPOSURE_STOPS, check_exposure, curve_stops, mean_luminance, render_exposure
-from .tiling import SharedStatistics, global_average_pool, tiled_forward
+from .tiling import DEFAULT_TILE_OVERLAP, SharedStatistics, global_average_pool, tiled_forward
 
 # Pixels mirrored around a photo by `MIRNetModel.enhance` (and cropped off after). At a photo's own bottom and right
 # edges the stride-2 transposed convolutions lose a tap, so the outermost 4 pixels there come out in a 4-pixel pattern;
@@ -149,10 +149,8 @@ class MIRNetModel(MIRNetPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         exposure: torch.Tensor | float | None = None,
-        labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        original_sizes: list | None = None,
         shared_statistics: SharedStatistics | None = None,
     ) -> ImageSuperResolutionOutput | tuple:
         r"""
@@ -161,15 +159,10 @@ class MIRNetModel(MIRNetPreTrainedModel):
         exposure (`torch.FloatTensor` of shape `(batch_size,)` or a number, *optional*):
             Exposure-conditioned models only, and required there: the exposure to render, in stops
             (`log2(mean Y of the output / mean Y of the input)`); `predict_exposure` gives a default.
-        labels (`torch.FloatTensor` of the same shape, *optional*):
-            Reference images; when given, `loss` is `config.loss_type` between the output and them.
         output_hidden_states (`bool`, *optional*):
             Also return the features after `conv_in` and after each RRG (defaults to `config.output_hidden_states`).
         return_dict (`bool`, *optional*):
             Return an `ImageSuperResolutionOutput` rather than a tuple (defaults to `config.return_dict`).
-        original_sizes (*optional*):
-            Not used: accepted so that `model(**image_processor(images))` works (the processor returns the sizes
-            before padding, which `post_process_image_to_image` needs). Any other keyword is a TypeError.
         shared_statistics (`SharedStatistics`, *optional*):
             Record the global average pools into it, or (after `.replay()`) use the recorded ones: how tiles of one
             photo share its statistics (`tiled_forward`).
@@ -193,16 +186,9 @@ class MIRNetModel(MIRNetPreTrainedModel):
         residual = self.conv_out(features)
         # `.to` is a no-op unless a device_map put conv_out on another device than the input
         reconstruction = (base.to(residual.device) + residual).contiguous()
-
-        loss = None
-        if labels is not None:
-            if labels.shape != reconstruction.shape:
-                raise ValueError(f"labels shape {tuple(labels.shape)} != pixel_values shape {tuple(pixel_values.shape)}")
-            labels = labels.to(reconstruction.device)
-            loss = enhancement_loss(reconstruction, labels, self.config.loss_type, self.config.charbonnier_eps)
         if not return_dict:
-            return tuple(v for v in (loss, reconstruction, hidden_states) if v is not None)
-        return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction, hidden_states=hidden_states)
+            return tuple(v for v in (reconstruction, hidden_states) if v is not None)
+        return ImageSuperResolutionOutput(reconstruction=reconstruction, hidden_states=hidden_states)
 
     def condition(self, pixel_values: torch.Tensor, exposure, shared_statistics: SharedStatistics | None = None):
         """(the image the residual is added to, the network's input, the FiLM modulation or None). Without exposure
@@ -248,7 +234,7 @@ class MIRNetModel(MIRNetPreTrainedModel):
     @torch.inference_mode()
     def enhance(
         self, pixel_values: torch.Tensor, exposure: torch.Tensor | float | None = None, tile_size: int | None = None,
-        tile_overlap: int = 32, on_tile=None, shared_statistics: bool = True, margin: int = BORDER_MARGIN,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP, on_tile=None, shared_statistics: bool = True, margin: int = BORDER_MARGIN,
     ) -> torch.Tensor:
         """Enhanced images for `pixel_values` (as from MIRNetImageProcessor), whole or in overlapping tiles.
 
@@ -257,9 +243,8 @@ class MIRNetModel(MIRNetPreTrainedModel):
         every tile uses the global statistics of the whole image, taken from a downscaled copy that fits in one tile,
         instead of its own (`SharedStatistics`): one more tile's work, and tiles no longer disagree on exposure.
         Output is not clamped. `on_tile(done, total)` is called after each tile (once, with (1, 1), for a whole
-        image): progress that belongs to this call alone. (The default overlap is `inference.DEFAULT_TILE_OVERLAP`;
-        a test keeps them equal.) The photo is mirrored by `margin` pixels on every side first (fewer for a photo that
-        small; 0: none) and the output cropped back to its size.
+        image): progress that belongs to this call alone. The photo is mirrored by `margin` pixels on every side first
+        (fewer for a photo that small; 0: none) and the output cropped back to its size.
 
         Exposure-conditioned models render `exposure` (stops: a number or one per image; `None`: `predict_exposure` on
         the whole photo); whole photos and tiles get the same curve, solved once on the whole photo.
@@ -612,63 +597,11 @@ def checkerboard_free(weight: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Building blocks and training losses
+# Building blocks
 # ----------------------------------------------------------------------------------------------------------------
 def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = False) -> nn.Conv2d:
     """A 'same'-padded convolution, as used throughout MIRNet."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
-
-
-def enhancement_loss(prediction: torch.Tensor, target: torch.Tensor, loss_type: str = "charbonnier", eps: float = 1e-3):
-    """Training loss between an enhanced image and its reference: Charbonnier (the paper's), L1, RMSE or GT-mean."""
-    if loss_type == "gt_mean":
-        return gt_mean_loss(prediction, target, eps)
-    diff = prediction.float() - target.float()
-    if loss_type == "charbonnier":
-        return charbonnier(diff, eps).mean()
-    if loss_type == "l1":
-        return diff.abs().mean()
-    if loss_type == "rmse":
-        return torch.sqrt((diff * diff).mean())
-    raise ValueError(f"unknown loss_type {loss_type!r}; expected 'charbonnier', 'l1', 'rmse' or 'gt_mean'")
-
-
-def charbonnier(diff: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.sqrt(diff * diff + eps * eps)
-
-
-def gt_mean_loss(prediction: torch.Tensor, target: torch.Tensor, eps: float = 1e-3, sigma: float = 0.1) -> torch.Tensor:
-    """GT-mean loss (Liao et al., ICCV 2025) over Charbonnier: per image, a blend of the loss on the output and on the
-    output rescaled to the reference's mean gray level. The blend weight is the Jensen-Shannon divergence between
-    Gaussians N(mean, (sigma * mean)^2) of the two mean gray levels (no gradient, clipped to [0, 1]): an output whose
-    exposure is far off is trained on its exposure, one whose exposure is close on its structure."""
-    prediction, target = prediction.float(), target.float()
-    mean_out, mean_ref = mean_gray(prediction).clamp_min(1e-4), mean_gray(target).clamp_min(1e-4)
-    weight = exposure_divergence(mean_out.detach(), mean_ref, sigma).clamp(0, 1).view(-1, 1, 1, 1)
-    rescaled = (prediction * (mean_ref / mean_out).view(-1, 1, 1, 1)).clamp(0, 1)
-    per_pixel = weight * charbonnier(prediction - target, eps) + (1 - weight) * charbonnier(rescaled - target, eps)
-    return per_pixel.mean()
-
-
-REC601_GRAY = (0.299, 0.587, 0.114)  # the weights of cv2's BGR2GRAY, used by the GT-mean convention (KinD, LLFlow)
-
-
-def mean_gray(images: torch.Tensor) -> torch.Tensor:
-    """Mean Rec.601 gray level of each (batch, 3, height, width) image: its exposure, (batch,)."""
-    weights = images.new_tensor(REC601_GRAY, dtype=torch.float32).view(1, 3, 1, 1)
-    return (images.float() * weights).sum(1).flatten(1).mean(1)
-
-
-def exposure_divergence(mean_a: torch.Tensor, mean_b: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Jensen-Shannon divergence between N(a, (sigma a)^2) and N(b, (sigma b)^2), each against their moment-matched
-    midpoint: 0 for equal exposures, growing with their ratio."""
-    sd_a, sd_b = sigma * mean_a, sigma * mean_b
-    mid, sd_mid = (mean_a + mean_b) / 2, torch.sqrt((sd_a**2 + sd_b**2) / 2)
-
-    def kl(mu, sd):  # KL(N(mu, sd^2) || N(mid, sd_mid^2))
-        return torch.log(sd_mid / sd) + (sd**2 + (mu - mid) ** 2) / (2 * sd_mid**2) - 0.5
-
-    return (kl(mean_a, sd_a) + kl(mean_b, sd_b)) / 2
 
 
 __all__ = [
@@ -679,5 +612,4 @@ __all__ = [
     "DAU",
     "MRB",
     "RRG",
-    "enhancement_loss",
 ]

@@ -14,7 +14,7 @@ import torch
 
 from modeling_mirnet.exposure import linear_to_srgb, scale_exposure, srgb_to_linear
 from modeling_mirnet.metrics import grid_score, mean_gray
-from modeling_mirnet.modeling_mirnet import enhancement_loss, exposure_divergence
+from modeling_mirnet.losses import enhancement_loss, exposure_divergence
 
 from helpers import load_script
 

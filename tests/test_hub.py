@@ -18,12 +18,16 @@ from modeling_mirnet.inference import ModelLoadError, load_mirnet
 
 from helpers import random_image, run_without_package, tiny_config
 
-CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py", "inference.py"}
+# What travels with a checkpoint: the model's three files, its pipeline, and what the model itself needs (tiles,
+# the exposure curve) - never the package's runtime (devices, precision, out-of-memory handling, the tools)
+CODE_FILES = {"configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py",
+              "tiling.py", "exposure.py"}
 
 
 def test_saved_folder_has_weights_config_processor_and_code(tiny_model_dir):
     files = {p.name for p in tiny_model_dir.iterdir()}
-    assert {"model.safetensors", "config.json", "preprocessor_config.json"} | CODE_FILES <= files
+    assert {"model.safetensors", "config.json", "preprocessor_config.json"} <= files
+    assert {name for name in files if name.endswith(".py")} == CODE_FILES
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["auto_map"] == {
         "AutoConfig": "configuration_mirnet.MIRNetConfig",
@@ -48,7 +52,7 @@ def test_round_trip_with_package_installed(tiny_model_dir):
 def test_resaving_a_loaded_model_keeps_the_code(tiny_model_dir, tmp_path):
     model = AutoModel.from_pretrained(tiny_model_dir)
     save_for_hub(model, tmp_path / "again")
-    assert CODE_FILES <= {p.name for p in (tmp_path / "again").iterdir()}
+    assert {p.name for p in (tmp_path / "again").iterdir() if p.suffix == ".py"} == CODE_FILES
 
 
 def test_remote_code_in_a_process_without_the_package(tiny_model_dir, tmp_path):
@@ -165,7 +169,7 @@ def test_pipeline_returns_enhanced_image_of_original_size(tiny_model_dir, low_li
     assert out.size == low_light_image.size and out.mode == "RGB"
     model, processor = load_mirnet(tiny_model_dir)
     inputs = processor(low_light_image)
-    expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
+    expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), [low_light_image.size[::-1]])[0]
     np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
     tiled = enhance(low_light_image, tile_size=32, tile_overlap=8)
     assert tiled.size == low_light_image.size

@@ -26,7 +26,7 @@ def test_any_pil_mode_becomes_rgb_in_unit_range(processor, mode):
     assert batch["pixel_values"].shape == (1, 3, 16, 20)
     assert batch["pixel_values"].dtype == torch.float32
     assert 0 <= batch["pixel_values"].min() and batch["pixel_values"].max() <= 1
-    assert batch["original_sizes"] == [[13, 17]]
+    assert list(batch) == ["pixel_values"]  # what the model takes: model(**processor(images))
 
 
 def test_16_bit_images_use_the_full_range(processor):
@@ -73,7 +73,7 @@ def test_reflect_padding_and_crop_back(processor):
     # reflect padding mirrors the rows/columns before the edge (the edge itself is not repeated)
     torch.testing.assert_close(pixels[:, 10], pixels[:, 8])
     torch.testing.assert_close(pixels[:, :, 9], pixels[:, :, 7])
-    restored = processor.post_process_image_to_image(batch["pixel_values"], batch["original_sizes"])[0]
+    restored = processor.post_process_image_to_image(batch["pixel_values"], [image.size[::-1]])[0]
     assert restored.size == image.size and restored.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(restored), np.asarray(image))
 
@@ -82,7 +82,7 @@ def test_batches_of_different_sizes(processor):
     images = [random_image(10, 30, seed=1), random_image(25, 8, seed=2)]
     batch = processor(images)
     assert batch["pixel_values"].shape == (2, 3, 28, 32)
-    outputs = processor.post_process_image_to_image(batch["pixel_values"], batch["original_sizes"])
+    outputs = processor.post_process_image_to_image(batch["pixel_values"], [image.size[::-1] for image in images])
     assert [o.size for o in outputs] == [(30, 10), (8, 25)]
     for out, image in zip(outputs, images):
         np.testing.assert_array_equal(np.asarray(out), np.asarray(image))
@@ -215,7 +215,7 @@ def test_do_pad_and_size_divisor_per_call(processor):
     assert processor(image, do_pad=False)["pixel_values"].shape[-2:] == (10, 13)
     # different sizes still have to be stacked: padded to the largest only
     batch = processor([image, random_image(6, 20)], do_pad=False)
-    assert batch["pixel_values"].shape[-2:] == (10, 20) and batch["original_sizes"] == [[10, 13], [6, 20]]
+    assert batch["pixel_values"].shape[-2:] == (10, 20)
     # None keeps the processor's own setting, and a call does not change it
     assert processor(image, do_pad=None, size_divisor=None)["pixel_values"].shape[-2:] == (12, 16)
     assert (processor.do_pad, processor.size_divisor) == (True, 4)

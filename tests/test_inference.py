@@ -47,14 +47,15 @@ def test_pick_device():
 
 
 def test_resolve_dtype(monkeypatch):
-    assert resolve_dtype("fp32", "cpu") == resolve_dtype("float32", "cpu") == torch.float32
+    assert resolve_dtype("fp32", "cpu") == resolve_dtype(torch.float32, "cpu") == torch.float32
     assert resolve_dtype("bf16", "cpu") == resolve_dtype(torch.bfloat16, "cpu") == torch.bfloat16
     monkeypatch.setenv("MIRNET_CPU_BF16", "1")
     assert resolve_dtype("auto", "cpu") == torch.bfloat16
     monkeypatch.setenv("MIRNET_CPU_BF16", "0")
     assert resolve_dtype("auto", "cpu") == torch.float32
-    with pytest.raises(ValueError, match="unknown precision 'fp16': expected one of auto, fp32, bf16"):
-        resolve_dtype("fp16", "cpu")
+    for name in ("fp16", "float32"):  # one name per precision
+        with pytest.raises(ValueError, match=f"unknown precision '{name}': expected one of auto, fp32, bf16"):
+            resolve_dtype(name, "cpu")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="the reference is Linux's /proc/cpuinfo")
@@ -104,7 +105,7 @@ def test_enhancer_is_the_path_behind_enhance_image(tiny_model_dir, tmp_path):
     image.save(tmp_path / "in.png")
     inputs = processor(image)
     with torch.inference_mode():
-        expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), inputs["original_sizes"])[0]
+        expected = processor.post_process_image_to_image(model.enhance(inputs["pixel_values"]), [image.size[::-1]])[0]
     for result in (Enhancer(model, processor)(image), Enhancer(model, processor)(tmp_path / "in.png"),
                    enhance_image(model, processor, image)):
         np.testing.assert_array_equal(np.asarray(result), np.asarray(expected))

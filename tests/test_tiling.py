@@ -101,8 +101,3 @@ def test_progress_is_per_call_and_count_tiles_predicts_it(tiny_model, height, wi
     tiny_model.enhance(torch.rand(1, 3, height, width), tile_size=tile, tile_overlap=overlap, on_tile=lambda *c: calls.append(c))
     total = count_tiles(height, width, tile, overlap)
     assert calls == [(done, total) for done in range(1, total + 1)]
-
-
-def test_default_overlap_has_one_value():
-    # MIRNetModel.enhance travels with checkpoints and keeps its own default: it must be the package's constant
-    assert inspect.signature(MIRNetModel.enhance).parameters["tile_overlap"].default == DEFAULT_TILE_OVERLAP

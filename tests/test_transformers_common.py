@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel
+from modeling_mirnet import MIRNetConfig, MIRNetImageProcessor, MIRNetModel, enhancement_loss
 
 from helpers import random_image
 
@@ -150,14 +150,14 @@ def test_bf16_autocast_is_close_to_float32(model, images):
     assert out.dtype == torch.float32 and torch.isfinite(out).all()  # the residual is added to the float32 input
     torch.testing.assert_close(out, reference, rtol=0, atol=2e-2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.train()(images, labels=images.flip(-1)).loss
+        loss = enhancement_loss(model.train()(images).reconstruction, images.flip(-1))
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def gradients(model, images, labels, through=None):
     """Parameter gradients of `model` for one loss, computed by calling `through` (e.g. a compiled `model`)."""
     model.zero_grad(set_to_none=True)
-    (model if through is None else through)(images, labels=labels).loss.backward()
+    enhancement_loss((model if through is None else through)(images).reconstruction, labels).backward()
     return {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
@@ -218,8 +218,8 @@ def test_disk_offload_with_a_device_map(model, images, tmp_path):
 
 
 def test_unknown_forward_keywords_are_errors(model, images):
-    with pytest.raises(TypeError, match="'label'"):
-        model(images, label=images)  # a typo of `labels` must not silently give loss=None
+    with pytest.raises(TypeError, match="'labels'"):
+        model(images, labels=images)  # the model computes no loss (modeling_mirnet.losses): not silently loss=None
     with pytest.raises(TypeError, match="output_attentions"):
         model(images, output_attentions=True)
     # no **kwargs: the Trainer then passes no loss keywords (num_items_in_batch) the model does not take
@@ -229,5 +229,5 @@ def test_unknown_forward_keywords_are_errors(model, images):
 
 def test_model_takes_the_processor_output_as_keywords(model):
     inputs = MIRNetImageProcessor(size_divisor=model.config.size_divisor)(random_image(13, 18))
-    out = model(**inputs, labels=torch.zeros_like(inputs["pixel_values"]))  # original_sizes is accepted, unused
-    assert out.reconstruction.shape == inputs["pixel_values"].shape and out.loss is not None
+    out = model(**inputs)
+    assert out.reconstruction.shape == inputs["pixel_values"].shape

@@ -629,10 +629,13 @@ def train(args) -> int:
             if args.exposure_jitter:
                 pixel_values = scale_exposure(pixel_values, batch["exposure_stops"])
             with accelerator.autocast():
-                out = model(pixel_values, labels=None if split_loss else labels, **conditioning)
+                out = model(pixel_values, **conditioning)
                 if conditioned:  # the head learns to guess the exposure the network is given
                     head_error = F.mse_loss(unwrapped.exposure_head(thumbnails), exposure)
-            loss = out.loss if not split_loss else pair_loss(out.reconstruction, labels, batch["well_lit"], args, eps)
+            if split_loss:
+                loss = pair_loss(out.reconstruction, labels, batch["well_lit"], args, eps)
+            else:
+                loss = enhancement_loss(out.reconstruction, labels, args.loss_type, eps)
             if conditioned:
                 head_errors.append(head_error.detach())
                 loss = loss + args.exposure_loss_weight * head_error

@@ -9,6 +9,8 @@ the tile and the tiles agree with each other and with the whole-image result.
 import torch
 import torch.nn.functional as F
 
+DEFAULT_TILE_OVERLAP = 32  # pixels shared by neighbouring tiles, blended with linear ramps
+
 
 
 class SharedStatistics:
