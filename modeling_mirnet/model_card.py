@@ -17,7 +17,10 @@ from .metrics import study_convention
 
 TEMPLATE = Path(__file__).resolve().parent / "model_card.md"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOT_HYPERPARAMETERS = ("config", "resume", "push_to_hub", "report_to", "output_dir", "dataset")
+# train.py flags that say where a run reads and writes, not how it trains: left out of the card's hyperparameters.
+# `resume` is `resume_from_checkpoint` in the training_args.json of runs from before train.py took the diffusers
+# examples' flag names; the cards read those records as written (their other keys keep the old names too).
+NOT_HYPERPARAMETERS = ("config", "resume_from_checkpoint", "resume", "push_to_hub", "report_to", "output_dir", "dataset")
 # What a Hub visitor can follow for the datasets the project prepares (train/prepare_dataset.py), by the name their
 # folder or repository carries: (short id for the model-index, name, what it is, where to get it).
 KNOWN_DATASETS = {

@@ -230,7 +230,7 @@ def test_conditioned_training_resumes_exactly_and_validates_both_exposures(datas
     from test_train import TINY_FLAGS, train_interrupted_and_straight
 
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--exposure_conditioning", "--well_lit_share", "0.5",
-              "--exposure_jitter", "1", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+              "--exposure_jitter", "1", "--num_train_epochs", "2", "--lr_scheduler", "cosine", "--random_flip", "--report_to", "none"]
     a, b, straight = train_interrupted_and_straight(common, tmp_path)
     assert any(k.startswith("exposure_head.") for k in a) and all(torch.equal(a[k], b[k]) for k in a)
     last = json.loads((straight / "trainer_state.json").read_text())["history"][-1]
@@ -249,7 +249,7 @@ def test_the_head_alone_is_retrained_on_the_frozen_network(dataset_dir, tmp_path
     save_for_hub(start, tmp_path / "start")
     (tmp_path / "start" / "training_args.json").write_text(json.dumps({"args": {"epochs": 36}, "command": "the network's"}))
     common = ["--dataset", str(dataset_dir), "--init_from", str(tmp_path / "start"), "--train_exposure_head_only",
-              "--crop_size", "16", "--batch_size", "2", "--epochs", "3", "--lr_scheduler", "cosine",
+              "--crop_size", "16", "--train_batch_size", "2", "--num_train_epochs", "3", "--lr_scheduler", "cosine",
               "--well_lit_share", "0.5", "--exposure_jitter", "1", "--report_to", "none"]
     result = run([*common, "--output_dir", str(tmp_path / "head")])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -260,8 +260,17 @@ def test_the_head_alone_is_retrained_on_the_frozen_network(dataset_dir, tmp_path
     assert not torch.equal(before["exposure_head.out.weight"], after["exposure_head.out.weight"])
     records = json.loads((tmp_path / "head" / "model" / "training_args.json").read_text())
     assert records["command"] == "the network's" and records["exposure_head_stage"]["args"]["train_exposure_head_only"]
+    assert records["exposure_head_stage"]["args"]["num_features"] == 8  # the model's architecture, not the flags' defaults
     figures = json.loads((tmp_path / "head" / "exposure_head.json").read_text())
     assert figures["val_exposure_rms"] > 0 and 0 <= figures["val_well_lit_abs_median"] <= figures["val_well_lit_abs_q90"]
+    # the final fit's head stage: every pair trains it, nothing is validated; gradients accumulated over 2 batches
+    fit = run([*common, "--train_split", "train+validation", "--validation_split", "none", "--gradient_accumulation_steps", "2",
+               "--output_dir", str(tmp_path / "fit")])
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert json.loads((tmp_path / "fit" / "exposure_head.json").read_text()) == {}
+    fitted = load_file(tmp_path / "fit" / "model" / "model.safetensors")
+    assert all(torch.equal(before[k], fitted[k]) for k in network)
+    assert not torch.equal(after["exposure_head.out.weight"], fitted["exposure_head.out.weight"])
     unconditioned = tmp_path / "plain"
     save_for_hub(MIRNetModel(tiny_config()), unconditioned)
     refused = run([*common[:2], "--init_from", str(unconditioned), *common[4:], "--output_dir", str(tmp_path / "x")])

@@ -41,7 +41,7 @@ def test_installed_package_runs_the_cli_pipeline_training_export_and_packaging(i
     pipe = run(env, "-c", f"import modeling_mirnet as m; print(m.mirnet_pipeline({str(tiny_model_dir)!r})({str(tmp_path / 'in' / 'a.png')!r}).size)", cwd=tmp_path)
     assert pipe.stdout.strip().endswith("(40, 32)"), pipe.stderr[-2000:]
     flags = ["--dataset", str(dataset_dir), "--num_rrg", "1", "--num_mrb", "1", "--num_features", "8", "--num_streams", "2",
-             "--num_dau_columns", "1", "--crop_size", "16", "--batch_size", "2", "--epochs", "1", "--report_to", "none",
+             "--num_dau_columns", "1", "--crop_size", "16", "--train_batch_size", "2", "--num_train_epochs", "1", "--report_to", "none",
              "--output_dir", str(tmp_path / "run")]
     train = run(env, str(REPO / "train" / "train.py"), *flags, cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]

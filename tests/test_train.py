@@ -28,7 +28,7 @@ def load_script(name: str):
 
 
 TINY_FLAGS = ["--num_rrg", "1", "--num_mrb", "1", "--num_features", "8", "--num_streams", "2", "--num_dau_columns", "1",
-              "--crop_size", "16", "--batch_size", "2", "--max_validation_images", "2"]
+              "--crop_size", "16", "--train_batch_size", "2", "--max_validation_images", "2"]
 LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
           "--mixed_precision", "no", "--dynamo_backend", "no"]
 
@@ -43,7 +43,7 @@ def train_interrupted_and_straight(common: list[str], tmp_path) -> tuple[dict, d
     the straight run's folder."""
     interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
     for args in ([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"],
-                 [*common, "--output_dir", str(interrupted), "--resume", "latest"], [*common, "--output_dir", str(straight)]):
+                 [*common, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"], [*common, "--output_dir", str(straight)]):
         result = run(args)
         assert result.returncode == 0, result.stderr[-3000:]
     weights = [load_file(folder / "checkpoints" / "epoch_0002" / "model.safetensors") for folder in (interrupted, straight)]
@@ -51,16 +51,19 @@ def train_interrupted_and_straight(common: list[str], tmp_path) -> tuple[dict, d
 
 
 def test_resume_continues_exactly(dataset_dir, tmp_path):
-    """Interrupt after epoch 1 and resume: weights and metrics equal those of an uninterrupted run, bit for bit."""
-    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+    """Interrupt after epoch 1 and resume: weights and metrics equal those of an uninterrupted run, bit for bit.
+    `--resume_from_checkpoint latest` with no checkpoint yet starts afresh."""
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "2", "--lr_scheduler", "cosine", "--random_flip",
+              "--report_to", "none"]
     interrupted = tmp_path / "interrupted"
-    first = run([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"])
+    first = run([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1", "--resume_from_checkpoint", "latest"])
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "resumed from" not in first.stderr and "stopping after epoch 1" in first.stderr
     state = json.loads((interrupted / "trainer_state.json").read_text())
-    assert state["epoch"] == 1 and len(state["history"]) == 1
-    second = run([*common, "--output_dir", str(interrupted), "--resume", "latest"])
+    assert state["epoch"] == 1 and len(state["history"]) == 1 and state["global_step"] == 2  # 4 pairs, batches of 2
+    second = run([*common, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"])
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resumed from" in second.stdout
+    assert "resumed from" in second.stderr  # accelerate's logger (stderr)
     straight = tmp_path / "straight"
     third = run([*common, "--output_dir", str(straight)])
     assert third.returncode == 0, third.stderr[-3000:]
@@ -88,11 +91,73 @@ def test_resume_continues_exactly(dataset_dir, tmp_path):
     assert PIL.Image.open(straight / "curves.png").size[0] > 100
 
 
-def test_eval_every_validates_every_nth_and_the_last_epoch_and_packages(dataset_dir, tmp_path):
-    """--eval_every 2 over 3 epochs validates epochs 2 and 3 only; each epoch records its time split; the run packages
+def test_gradient_accumulation_makes_one_update_of_the_mean_gradient(dataset_dir, tmp_path):
+    """--gradient_accumulation_steps 2 with batches of 2 makes one optimizer update per 2 batches, of their mean
+    gradient: on the same 4 crops, the weights after it are those of one update with a batch of 4."""
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "1", "--lr_scheduler", "constant",
+              "--validation_split", "none", "--report_to", "none"]
+    runs = {}
+    for batch, accumulation in ((4, 1), (2, 2), (2, 1)):
+        out = tmp_path / f"b{batch}x{accumulation}"
+        result = run([*common, "--train_batch_size", str(batch), "--gradient_accumulation_steps", str(accumulation),
+                      "--output_dir", str(out)], launcher=[sys.executable])
+        assert result.returncode == 0, result.stderr[-3000:]
+        state = json.loads((out / "trainer_state.json").read_text())
+        runs[batch, accumulation] = state["global_step"], load_file(out / "checkpoints" / "epoch_0001" / "model.safetensors")
+    (steps_4, whole), (steps_2x2, accumulated), (steps_2, two_updates) = runs[4, 1], runs[2, 2], runs[2, 1]
+    assert (steps_4, steps_2x2, steps_2) == (1, 1, 2)
+    for key in whole:
+        torch.testing.assert_close(accumulated[key], whole[key], rtol=1e-5, atol=1e-6)
+    assert max(float((two_updates[k] - whole[k]).abs().max()) for k in whole) > 1e-5  # a second update shows
+
+
+def test_cosine_schedule_matches_cosine_annealing_and_resumes_to_the_same_learning_rate():
+    """--lr_scheduler cosine (transformers' cosine_with_min_lr) gives torch's CosineAnnealingLR learning rates, the
+    schedule the project used before, to 1e-9; its checkpointed state resumes to the same learning rates, and so does
+    the state of a CosineAnnealingLR checkpoint (a run started before the change)."""
+    import argparse
+    import copy
+
+    train = load_script("train")
+    args = argparse.Namespace(lr_scheduler="cosine", min_learning_rate=1e-6)
+    total, saved_at = 1000, 400
+
+    def optimizer():
+        return torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+
+    def lr(scheduler) -> float:
+        return scheduler.optimizer.param_groups[0]["lr"]
+
+    def step(scheduler) -> None:
+        scheduler.optimizer.step()
+        scheduler.step()
+
+    old = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer(), T_max=total, eta_min=1e-6)
+    new = train.build_lr_scheduler(args, optimizer(), total)
+    old_lrs, new_lrs = [], []
+    for index in range(total + 1):
+        if index == saved_at:
+            saved, legacy = copy.deepcopy(train.SchedulerCheckpoint(new).state_dict()), copy.deepcopy(old.state_dict())
+        old_lrs.append(lr(old))
+        new_lrs.append(lr(new))
+        step(old)
+        step(new)
+    assert new_lrs[0] == 2e-4 and new_lrs[-1] == pytest.approx(1e-6, rel=1e-9)
+    assert all(abs(b - a) <= 1e-9 * a for a, b in zip(old_lrs, new_lrs))
+    for state in (saved, legacy):
+        resumed = train.build_lr_scheduler(args, optimizer(), total)
+        train.SchedulerCheckpoint(resumed).load_state_dict(state)
+        assert resumed.get_last_lr()[0] == pytest.approx(new_lrs[saved_at], rel=1e-9)
+        for index in range(saved_at + 1, total + 1):
+            step(resumed)
+            assert lr(resumed) == pytest.approx(new_lrs[index], rel=1e-9)
+
+
+def test_validation_epochs_validates_every_nth_and_the_last_epoch_and_packages(dataset_dir, tmp_path):
+    """--validation_epochs 2 over 3 epochs validates epochs 2 and 3 only; each epoch records its time split; the run packages
     into a Hub folder whose card carries the validation and the test figures."""
     out = tmp_path / "run"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "3", "--eval_every", "2", "--output_dir", str(out),
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "3", "--validation_epochs", "2", "--output_dir", str(out),
                   "--report_to", "none"], launcher=[sys.executable])
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
@@ -103,7 +168,7 @@ def test_eval_every_validates_every_nth_and_the_last_epoch_and_packages(dataset_
         assert record["train_seconds"] > 0 and record["checkpoint_seconds"] >= 0 and record["validation_seconds"] >= 0
         assert record["val_psnr_gt_mean"] is None or record["val_psnr_gt_mean"] > 0
     training = json.loads((out / "model" / "training_args.json").read_text())
-    assert training["args"]["eval_every"] == 2 and "train/train.py" in training["command"] and training["commit"]
+    assert training["args"]["validation_epochs"] == 2 and "train/train.py" in training["command"] and training["commit"]
 
     evaluation = tmp_path / "eval"
     evaluate = subprocess.run([sys.executable, str(REPO / "train" / "evaluate.py"), "--dataset", str(dataset_dir), "--model",
@@ -140,7 +205,7 @@ def test_eval_every_validates_every_nth_and_the_last_epoch_and_packages(dataset_
 
 def test_training_reduces_loss_and_checkpoints_are_pruned(dataset_dir, tmp_path):
     out = tmp_path / "run"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "3", "--learning_rate", "3e-3", "--output_dir", str(out),
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "3", "--learning_rate", "3e-3", "--output_dir", str(out),
                   "--checkpoints_total_limit", "1", "--report_to", "none"], launcher=[sys.executable])
     assert result.returncode == 0, result.stderr[-3000:]
     history = json.loads((out / "trainer_state.json").read_text())["history"]
@@ -152,12 +217,12 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
     train = load_script("train")
 
     config = REPO / "train" / "configs" / "lol_09_channels_32.yaml"
-    args = train.parse_args(["--config", str(config), "--dataset", str(dataset_dir), "--epochs", "3"])
-    assert (args.num_features, args.epochs, args.learning_rate, args.loss_type) == (32, 3, 1e-4, "charbonnier")
+    args = train.parse_args(["--config", str(config), "--dataset", str(dataset_dir), "--num_train_epochs", "3"])
+    assert (args.num_features, args.num_train_epochs, args.learning_rate, args.loss_type) == (32, 3, 1e-4, "charbonnier")
     assert args.experiment == "lol_09_channels_32"
 
     bad = tmp_path / "bad.yaml"
-    for text, message in (("epochz: 3\n", "unknown key(s) epochz"), ("epochs: [3\n", "cannot be parsed"), ("- 3\n", "expected a mapping")):
+    for text, message in (("epochz: 3\n", "unknown key(s) epochz"), ("num_train_epochs: [3\n", "cannot be parsed"), ("- 3\n", "expected a mapping")):
         bad.write_text(text)
         with pytest.raises(SystemExit):
             train.parse_args(["--config", str(bad), "--dataset", str(dataset_dir)])
@@ -165,12 +230,27 @@ def test_config_file_and_override(dataset_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--config", str(tmp_path / "missing.yaml")])
     assert "missing.yaml: no such file" in capsys.readouterr().err
+    for old in ("--resume", "--batch_size", "--flip", "--eval_every", "--num_workers"):  # no aliases, no abbreviations
+        with pytest.raises(SystemExit):
+            train.parse_args(["--dataset", str(dataset_dir), old, "1"])
+        assert f"unrecognized arguments: {old}" in capsys.readouterr().err
+
+
+def test_every_config_file_parses():
+    """Every config under train/configs/ (the study's, the exposure recipes, the shipped ones, the CPU budget study)
+    uses train.py's flag names."""
+    train = load_script("train")
+    configs = sorted((REPO / "train" / "configs").rglob("*.yaml"))
+    assert len(configs) > 30
+    for path in configs:
+        args = train.parse_args(["--config", str(path)])
+        assert args.num_train_epochs >= 1 and args.train_batch_size >= 1, path.name
 
 
 # The study's 19 runs (its published table; train/configs/README.md): change from the default recipe, epochs, published max val PSNR
 # (max_val=255 convention) and min val loss; None where the study has no figure.
 SEED_STUDY = {
-    1: ({}, 50, 67.5981, 0.0983), 2: ({}, 70, 67.8371, 0.1016), 3: ({"batch_size": 8}, 50, None, None),
+    1: ({}, 50, 67.5981, 0.0983), 2: ({}, 70, 67.8371, 0.1016), 3: ({"train_batch_size": 8}, 50, None, None),
     4: ({"crop_size": 256}, 50, None, None), 5: ({"loss_type": "rmse"}, 50, 68.2198, None),
     6: ({"learning_rate": 1e-3}, 50, 65.4208, 0.1269), 7: ({"learning_rate": 1e-5}, 50, 67.083, 0.1049),
     8: ({"num_mrb": 3}, 50, 68.3952, 0.0965), 9: ({"num_features": 32}, 50, 68.1555, 0.0977),
@@ -180,7 +260,7 @@ SEED_STUDY = {
     16: ({"num_rrg": 4, "num_mrb": 3}, 70, 66.3105, 0.1217), 17: ({"num_rrg": 2}, 70, 66.0889, 0.1217),
     18: ({"num_rrg": 4}, 70, 66.5826, 0.1262), 19: ({"num_features": 32}, 70, 66.3105, 0.1223),
 }
-DEFAULT_RECIPE = {"loss_type": "charbonnier", "learning_rate": 1e-4, "batch_size": 4, "crop_size": 128, "num_rrg": 3, "num_mrb": 2,
+DEFAULT_RECIPE = {"loss_type": "charbonnier", "learning_rate": 1e-4, "train_batch_size": 4, "crop_size": 128, "num_rrg": 3, "num_mrb": 2,
                   "num_features": 64, "num_streams": 3, "num_dau_columns": 2}
 
 
@@ -204,9 +284,9 @@ def test_all_nineteen_configs_parse():
         assert path.name.startswith(f"{'lol' if lol else 'sice'}_{number:02d}_"), path.name
         assert (args.dataset, meta["dataset"]) == (("data/lol", "LoL") if lol else ("data/sice", "SICE"))
         assert args.experiment == path.stem and args.output_dir == f"runs/{path.stem}"
-        assert args.epochs == epochs, path.name
+        assert args.num_train_epochs == epochs, path.name
         assert {k: getattr(args, k) for k in DEFAULT_RECIPE} == {**DEFAULT_RECIPE, **changed}, path.name
-        assert {k: v for k, v in meta["changed"].items() if k != "epochs"} == changed, path.name
+        assert {k: v for k, v in meta["changed"].items() if k != "num_train_epochs"} == changed, path.name
         assert meta["seed_reported_val_psnr"] == psnr and meta["seed_reported_min_val_loss"] == loss, path.name
     assert sorted(notes) == list(range(1, 20))
     assert all("crashed" in notes[n] and "out of memory" in notes[n] for n in (3, 4))
@@ -215,7 +295,7 @@ def test_all_nineteen_configs_parse():
 
 def test_sweep_table_shows_published_true_and_ours(tmp_path):
     """--table_only on fake run folders: published figure, published - 48.13 dB and ours side by side; epochs that
-    were not validated (--eval_every) are skipped; minutes = train + validation seconds, else the last `seconds`."""
+    were not validated (--validation_epochs) are skipped; minutes = train + validation seconds, else the last `seconds`."""
     sweep = load_script("sweep")
 
     root = tmp_path / "runs"
@@ -229,11 +309,11 @@ def test_sweep_table_shows_published_true_and_ours(tmp_path):
     for name, meta, runs in (
         ("exp_a", "  number: 1\n  changed: {}\n  seed_reported_val_psnr: 67.5981\n  seed_reported_min_val_loss: 0.0983\n"
                   "  note: \"copy slip? same as run 7\"\n", history),
-        ("exp_b", "  number: 3\n  changed: {batch_size: 8}\n  seed_reported_val_psnr: null\n  seed_reported_min_val_loss: null\n"
+        ("exp_b", "  number: 3\n  changed: {train_batch_size: 8}\n  seed_reported_val_psnr: null\n  seed_reported_min_val_loss: null\n"
                   "  note: \"crashed (out of memory)\"\n", old_history),
     ):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(f"meta:\n{meta}experiment: {name}\ndataset: data/lol\nepochs: {len(runs)}\n")
+        path.write_text(f"meta:\n{meta}experiment: {name}\ndataset: data/lol\nnum_train_epochs: {len(runs)}\n")
         (root / name).mkdir(parents=True)
         (root / name / "trainer_state.json").write_text(json.dumps({"epoch": len(runs), "history": runs}))
         configs.append(str(path))
@@ -246,7 +326,7 @@ def test_sweep_table_shows_published_true_and_ours(tmp_path):
     table = (root / "sweep_results.md").read_text()
     assert "published (+48.13)" in table and "published - 48.13 (true)" in table and "ours (true" in table
     assert "| 1 | exp_a | (baseline) | 3/3 | 0.0983 | 0.09000 | 67.5981 | 19.47 | 19.25 | 3 | 0.7000 | 4.0 | copy slip? same as run 7 |" in table
-    assert "| 3 | exp_b | batch_size=8 | 1/1 | n/a | 0.20000 | n/a | n/a | 15.50 | 1 | 0.5000 | 10.0 | crashed (out of memory) |" in table
+    assert "| 3 | exp_b | train_batch_size=8 | 1/1 | n/a | 0.20000 | n/a | n/a | 15.50 | 1 | 0.5000 | 10.0 | crashed (out of memory) |" in table
 
 
 @pytest.mark.parametrize(
@@ -258,10 +338,13 @@ def test_sweep_table_shows_published_true_and_ours(tmp_path):
         (["--init_from", "/no/such/model"], "no such model folder"),
         (["--train_split", "train+dev"], "no split 'dev'"),
         (["--validation_split", "none"], "--lr_scheduler plateau steps on validation PSNR"),
+        (["--crop_size", "17"], "--crop_size 17 must be a multiple of 2 for a model of 2 streams"),  # config.size_divisor
+        (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be positive"),
+        (["--epochs", "1"], "unrecognized arguments: --epochs"),  # the flags before the diffusers names are gone
     ],
 )
 def test_bad_input_is_reported(dataset_dir, tmp_path, extra, message):
-    args = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--output_dir", str(tmp_path / "r"), "--report_to", "none", *extra]
+    args = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "1", "--output_dir", str(tmp_path / "r"), "--report_to", "none", *extra]
     result = run(args, launcher=[sys.executable])
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
@@ -272,12 +355,12 @@ def test_final_fit_trains_on_both_splits_and_exports_the_last_epoch(dataset_dir,
     """--train_split train+validation --validation_split none (the final fit): all 6 pairs train, nothing is
     validated, and model/ holds the last epoch's weights with a card that says they were not selected."""
     out = tmp_path / "fit"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--lr_scheduler", "cosine",
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "2", "--lr_scheduler", "cosine",
                   "--train_split", "train+validation", "--validation_split", "none", "--output_dir", str(out),
                   "--report_to", "none"], launcher=[sys.executable])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "decoded 6 training and 0 validation pairs" in result.stdout
-    assert "no validation split: the last epoch (2)" in result.stdout
+    assert "decoded 6 training and 0 validation pairs" in result.stderr
+    assert "no validation split: the last epoch (2)" in result.stderr
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["best_epoch"] == 2 and all(h["val_psnr"] is None for h in state["history"])
     exported = load_file(out / "model" / "model.safetensors")
@@ -294,7 +377,7 @@ def test_sweep_runs_configs_and_writes_table(dataset_dir, tmp_path):
         path.write_text(
             f"meta:\n  number: {n}\n  changed: {{num_features: {features}}}\n  seed_reported_val_psnr: {66.0 + n}\n"
             f"experiment: exp_{n}\ndataset: {dataset_dir}\nnum_rrg: 1\nnum_mrb: 1\nnum_features: {features}\nnum_streams: 2\n"
-            "num_dau_columns: 1\ncrop_size: 16\nbatch_size: 2\nepochs: 1\nreport_to: none\n"
+            "num_dau_columns: 1\ncrop_size: 16\ntrain_batch_size: 2\nnum_train_epochs: 1\nreport_to: none\n"
         )
         configs.append(str(path))
     out = tmp_path / "sweep"
@@ -315,8 +398,8 @@ def test_sweep_runs_configs_and_writes_table(dataset_dir, tmp_path):
 
 def test_init_from_refuses_model_flags_that_contradict_the_model(dataset_dir, tiny_model_dir, tmp_path):
     """--init_from takes the architecture from the model: a model flag that says otherwise is an error, not ignored."""
-    common = ["--dataset", str(dataset_dir), "--init_from", str(tiny_model_dir), "--crop_size", "16", "--batch_size", "2",
-              "--epochs", "1", "--output_dir", str(tmp_path / "r"), "--report_to", "none"]
+    common = ["--dataset", str(dataset_dir), "--init_from", str(tiny_model_dir), "--crop_size", "16", "--train_batch_size", "2",
+              "--num_train_epochs", "1", "--output_dir", str(tmp_path / "r"), "--report_to", "none"]
     result = run([*common, "--num_features", "16"], launcher=[sys.executable])
     assert result.returncode == 2 and "--num_features 16 (the model has 8)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -330,14 +413,14 @@ def test_two_processes_train_and_resume(dataset_dir, tmp_path):
     # accelerate's multi-process launcher (torchrun); ACCELERATE_USE_CPU keeps both ranks on the CPU (gloo backend)
     two = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533"]
-    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--output_dir", str(tmp_path / "ddp"), "--report_to", "none"]
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "2", "--output_dir", str(tmp_path / "ddp"), "--report_to", "none"]
     first = run([*common, "--stop_after_epoch", "1"], launcher=two, ACCELERATE_USE_CPU="true")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "on 2 process(es)" in first.stdout  # really two ranks, not one
-    second = run([*common, "--resume", "latest"], launcher=two, ACCELERATE_USE_CPU="true")
+    assert "on 2 process(es)" in first.stderr  # really two ranks, not one
+    second = run([*common, "--resume_from_checkpoint", "latest"], launcher=two, ACCELERATE_USE_CPU="true")
     assert second.returncode == 0, second.stderr[-3000:]
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
-    assert [h["epoch"] for h in state["history"]] == [1, 2] and "resumed from" in second.stdout
+    assert [h["epoch"] for h in state["history"]] == [1, 2] and "resumed from" in second.stderr
     # the validation mean over two ranks equals a single-process evaluation of the same weights
     from modeling_mirnet.evaluation import decode_pairs, score_pairs
     from modeling_mirnet.inference import load_mirnet
@@ -357,7 +440,7 @@ def test_sweep_table_of_a_budget_study_stops_at_the_budget_epoch(tmp_path):
     (root / "study").mkdir(parents=True)
     (root / "study" / "trainer_state.json").write_text(json.dumps({"epoch": 3, "history": history}))
     config = tmp_path / "study.yaml"
-    config.write_text("meta:\n  budget_epochs: 2\nexperiment: study\ndataset: data/lol\nepochs: 30\n")
+    config.write_text("meta:\n  budget_epochs: 2\nexperiment: study\ndataset: data/lol\nnum_train_epochs: 30\n")
     assert sweep.main([str(config), "--table_only", "--output_root", str(root)]) == 0
     row = json.loads((root / "sweep_results.json").read_text())[0]
     assert (row["max_val_psnr"], row["best_epoch"], row["epochs_done"], row["budget_epochs"]) == (18.0, 2, 2, 2)
@@ -396,7 +479,7 @@ def test_ema_warmup_ramps_the_decay_up():
 def test_ema_weights_are_validated_exported_and_resumed(dataset_dir, tmp_path):
     """--ema_decay: the exported model holds the moving average (not the last training weights), the average is part
     of the checkpoint (a resumed run ends bit-identical to a straight one), and resuming with another decay is refused."""
-    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "2", "--learning_rate", "3e-3", "--ema_decay", "0.9",
+    common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "2", "--learning_rate", "3e-3", "--ema_decay", "0.9",
               "--report_to", "none"]
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     result = run([*common, "--output_dir", str(straight)], launcher=[sys.executable])
@@ -411,12 +494,12 @@ def test_ema_weights_are_validated_exported_and_resumed(dataset_dir, tmp_path):
 
     first = run([*common, "--output_dir", str(interrupted), "--stop_after_epoch", "1"], launcher=[sys.executable])
     assert first.returncode == 0, first.stderr[-3000:]
-    other = run([*common[:-4], "--ema_decay", "0.5", "--report_to", "none", "--output_dir", str(interrupted), "--resume", "latest"],
+    other = run([*common[:-4], "--ema_decay", "0.5", "--report_to", "none", "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"],
                 launcher=[sys.executable])
     assert other.returncode == 2 and "that run used --ema_decay 0.9" in other.stderr and "Traceback" not in other.stderr
-    warm = run([*common, "--ema_warmup", "--output_dir", str(interrupted), "--resume", "latest"], launcher=[sys.executable])
+    warm = run([*common, "--ema_warmup", "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"], launcher=[sys.executable])
     assert warm.returncode == 2 and "(warmup: False), this one 0.9 (warmup: True)" in warm.stderr
-    second = run([*common, "--output_dir", str(interrupted), "--resume", "latest"], launcher=[sys.executable])
+    second = run([*common, "--output_dir", str(interrupted), "--resume_from_checkpoint", "latest"], launcher=[sys.executable])
     assert second.returncode == 0, second.stderr[-3000:]
     history = lambda folder: [{k: v for k, v in h.items() if not k.endswith("seconds")}  # noqa: E731
                               for h in json.loads((folder / "trainer_state.json").read_text())["history"]]
@@ -431,7 +514,7 @@ def test_compiled_training_step_through_the_launcher(dataset_dir, tmp_path):
     inductor, without the C++ compile, to keep the test short.)"""
     launcher = [*LAUNCH[:-2], "--dynamo_backend", "aot_eager"]
     out = tmp_path / "run"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--output_dir", str(out), "--report_to", "none"],
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "1", "--output_dir", str(out), "--report_to", "none"],
                  launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
@@ -516,7 +599,7 @@ def test_whole_photo_training_with_well_lit_pairs_jitter_and_gt_mean_resumes_exa
     """The exposure recipe end to end (whole photos, well-lit share, jitter, GT-mean loss): interrupted and resumed
     equals uninterrupted, bit for bit (every random draw comes from the checkpointed RNG)."""
     common = ["--dataset", str(dataset_dir), *TINY_FLAGS, "--whole_images", "--well_lit_share", "0.5", "--exposure_jitter", "1",
-              "--loss_type", "gt_mean", "--well_lit_loss_type", "charbonnier", "--checkerboard_free", "--epochs", "2", "--lr_scheduler", "cosine", "--flip", "--report_to", "none"]
+              "--loss_type", "gt_mean", "--well_lit_loss_type", "charbonnier", "--checkerboard_free", "--num_train_epochs", "2", "--lr_scheduler", "cosine", "--random_flip", "--report_to", "none"]
     a, b, straight = train_interrupted_and_straight(common, tmp_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     transposed = [k for k in a if (".up." in k or ".last_up." in k) and k.endswith("top.2.weight")]  # up-samplers stay projected
@@ -544,7 +627,7 @@ def test_export_checkpoint_writes_the_weights_validation_scored(dataset_dir, tmp
     """train/export_checkpoint.py on the last (and best) epoch of a 1-epoch EMA run gives exactly the exported model/;
     `--weights model` gives the trained weights of the checkpoint instead."""
     out = tmp_path / "run"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--ema_decay", "0.9", "--output_dir", str(out),
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "1", "--ema_decay", "0.9", "--output_dir", str(out),
                   "--report_to", "none"])
     assert result.returncode == 0, result.stderr[-3000:]
     export = [sys.executable, str(REPO / "train" / "export_checkpoint.py"), "--checkpoint", str(out / "checkpoints" / "epoch_0001")]
@@ -564,7 +647,7 @@ def test_export_checkpoint_outside_its_run_folder_takes_config(dataset_dir, tmp_
     """A checkpoint copied out of its run (a committed resume state) exports with --config, and only with the config
     of its own architecture: without one, or with another architecture's, a clear error, no traceback."""
     out = tmp_path / "run"
-    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--epochs", "1", "--output_dir", str(out), "--report_to", "none"])
+    result = run(["--dataset", str(dataset_dir), *TINY_FLAGS, "--num_train_epochs", "1", "--output_dir", str(out), "--report_to", "none"])
     assert result.returncode == 0, result.stderr[-3000:]
     moved = tmp_path / "resume" / "epoch_0001"
     shutil.copytree(out / "checkpoints" / "epoch_0001", moved)

@@ -2,11 +2,11 @@
 """Run a list of experiment configs (e.g. the study's 19) one after another and tabulate them.
 
     python train/sweep.py train/configs/lol_*.yaml                       # LoL experiments 1-12
-    python train/sweep.py train/configs/*.yaml --set epochs=1            # quick pass over all 19
+    python train/sweep.py train/configs/*.yaml --set num_train_epochs=1  # quick pass over all 19
     python train/sweep.py train/configs/*.yaml --table_only              # just (re)write the table
 
-Each run is `accelerate launch train/train.py --config FILE --resume latest`, so an interrupted sweep continues
-where it stopped and finished runs are not trained again. The table (OUTPUT_ROOT/sweep_results.md and .json) has,
+Each run is `accelerate launch train/train.py --config FILE --resume_from_checkpoint latest`, so an interrupted sweep
+continues where it stopped and finished runs are not trained again. The table (OUTPUT_ROOT/sweep_results.md and .json) has,
 per experiment: min validation loss and max validation PSNR side by side, the study's published figure
 (`meta.seed_reported_min_val_loss`, `meta.seed_reported_val_psnr`: its max_val=255 convention), that PSNR's true
 equivalent (published - 48.13 dB) and ours (true PSNR, data range 1); then the epoch of our best PSNR, SSIM there,
@@ -60,7 +60,7 @@ def training_minutes(history: list[dict]) -> float | None:
 def summarize(path: Path, config: dict, out: Path) -> dict:
     meta = config.get("meta", {}) or {}
     row = {"number": meta.get("number"), "experiment": config.get("experiment") or path.stem, "config": str(path),
-           "changed": meta.get("changed", {}), "output_dir": str(out), "epochs_planned": config.get("epochs")}
+           "changed": meta.get("changed", {}), "output_dir": str(out), "epochs_planned": config.get("num_train_epochs")}
     state_file = out / "trainer_state.json"
     if state_file.is_file():
         state = json.loads(state_file.read_text())
@@ -69,7 +69,7 @@ def summarize(path: Path, config: dict, out: Path) -> dict:
             history = [h for h in history if h["epoch"] <= meta["budget_epochs"]]
             row["budget_epochs"] = meta["budget_epochs"]
         row.update(epochs_done=history[-1]["epoch"] if history else 0, train_minutes=training_minutes(history))
-        validated = [h for h in history if h.get("val_psnr") is not None]  # --eval_every: not every epoch is validated
+        validated = [h for h in history if h.get("val_psnr") is not None]  # --validation_epochs: not every epoch is validated
         if validated:
             best = max(validated, key=lambda h: h["val_psnr"])
             row.update(min_val_loss=min(h["val_loss"] for h in validated), max_val_psnr=best["val_psnr"],
@@ -137,7 +137,8 @@ def main(argv=None) -> int:
         config = {**(yaml.safe_load(path.read_text()) or {}), **overrides}
         out = run_dir(config, path, args.output_root)
         if not args.table_only:
-            command = shlex.split(args.launcher) + [str(HERE / "train.py"), "--config", str(path), "--output_dir", str(out), "--resume", "latest"]
+            command = shlex.split(args.launcher) + [str(HERE / "train.py"), "--config", str(path), "--output_dir", str(out),
+                                                    "--resume_from_checkpoint", "latest"]
             for key, value in overrides.items():
                 command += flag(key, value)
             print("$", shlex.join(command), flush=True)

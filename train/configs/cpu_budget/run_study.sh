@@ -5,7 +5,7 @@
 # in bf16 (4 x 192^2 crops, 75 steps per epoch; s/step from a 5-step timing before the study, idle machine: 32x1x1
 # 1.03, 64x1x1 3.39, 32x2x2 3.85, 16x3x2 2.42), then is validated on all 145 validation pairs. Epochs, not the wall
 # clock, fix the budget, so a busy machine cannot skew the comparison. Every run keeps its checkpoints: the winner
-# continues with `--resume latest` (docs/training-mirnet-lol.md, "Decisive measurements").
+# continues with `--resume_from_checkpoint latest` (docs/training-mirnet-lol.md, "Decisive measurements").
 #
 #   bash train/configs/cpu_budget/run_study.sh            # needs data/lol from train/prepare_dataset.py lol
 set -euo pipefail
