@@ -1,28 +1,11 @@
 """MIRNet model configuration."""
 
 from transformers import PretrainedConfig
-from transformers.utils import logging
-
-logger = logging.get_logger(__name__)
 
 LOSS_TYPES = ("charbonnier", "l1", "rmse", "gt_mean")
 EXPOSURE_PATHS = ("curve", "film")  # how a conditioned network is told the exposure (see `exposure_path`)
-DEFAULTS = {"num_streams": 3, "num_dau_columns": 2}
-
-
-def take_legacy_name(kwargs: dict, legacy: str, current: str, given):
-    """(value, name for error messages) of a field that `kwargs` may give under its legacy name (popped from it).
-
-    When both names are given with different values, the current name wins, with a warning.
-    """
-    if legacy not in kwargs:
-        return given, current
-    value = kwargs.pop(legacy)
-    if given != DEFAULTS[current]:
-        if given != value:
-            logger.warning(f"MIRNetConfig: got `{current}={given!r}` and its old name `{legacy}={value!r}`; using {given!r}")
-        return given, current
-    return value, f"{legacy} (the old name of {current})"
+# The official code's names for two fields; they are not image sizes, so MIRNetConfig does not take them.
+OFFICIAL_NAMES = {"height": "num_streams", "width": "num_dau_columns"}
 
 
 class MIRNetConfig(PretrainedConfig):
@@ -51,8 +34,8 @@ class MIRNetConfig(PretrainedConfig):
         share_dau_columns (`bool`, defaults to `True`): the official code builds each stream's DAUs as
             `[DAU(...)] * width`, so every column of an MRB reuses one DAU per stream. `True` reproduces that
             (31.79M parameters at the defaults); `False` gives each column its own DAU (42.24M).
-        loss_type (`str`, defaults to `"charbonnier"`): loss computed when `labels` are passed
-            (`"charbonnier"`, `"l1"` or `"rmse"`).
+        loss_type (`str`, defaults to `"charbonnier"`): the training loss the model was trained with
+            (`losses.enhancement_loss`: `"charbonnier"`, `"l1"`, `"rmse"` or `"gt_mean"`); the model computes none.
         charbonnier_eps (`float`, defaults to 1e-3): epsilon of the Charbonnier loss.
         exposure_conditioning (`bool`, defaults to `False`): the network takes a target exposure per image (stops,
             `log2(mean Y of the output / mean Y of the input)`): the input is first brought to that exposure by the
@@ -65,14 +48,12 @@ class MIRNetConfig(PretrainedConfig):
             and shifted per channel by an MLP of the stops (FiLM); the residual is added to the input.
         exposure_thumbnail_size (`int`, defaults to 64): side of the square thumbnail the exposure head sees.
 
-    The official names `height` and `width` (which are not image sizes) are accepted as aliases of `num_streams` and
-    `num_dau_columns`: `MIRNetConfig(height=4)`, `config.height` and config.json files that use them keep working,
-    and are saved under the new names.
+    The official code calls `num_streams` and `num_dau_columns` `height` and `width` (they are not image sizes);
+    given those names, MIRNetConfig says which to use (`convert_official_checkpoint.py` translates the official
+    arguments).
     """
 
     model_type = "mirnet"
-    # legacy name -> current name; PretrainedConfig reads and writes the old names through this map
-    attribute_map = {"height": "num_streams", "width": "num_dau_columns"}
 
     def __init__(
         self,
@@ -80,8 +61,8 @@ class MIRNetConfig(PretrainedConfig):
         num_features: int = 64,
         num_rrg: int = 3,
         num_mrb: int = 2,
-        num_streams: int = DEFAULTS["num_streams"],
-        num_dau_columns: int = DEFAULTS["num_dau_columns"],
+        num_streams: int = 3,
+        num_dau_columns: int = 2,
         channel_factor: float = 2,
         reduction: int = 8,
         skff_reduction: int = 8,
@@ -96,16 +77,16 @@ class MIRNetConfig(PretrainedConfig):
         exposure_thumbnail_size: int = 64,
         **kwargs,
     ):
-        # the official names `height` / `width` (old config.json files, official-style keywords) set the new fields
-        num_streams, streams_label = take_legacy_name(kwargs, "height", "num_streams", num_streams)
-        num_dau_columns, columns_label = take_legacy_name(kwargs, "width", "num_dau_columns", num_dau_columns)
+        for official, name in OFFICIAL_NAMES.items():
+            if official in kwargs:
+                raise ValueError(f"MIRNetConfig: `{official}` is the official code's name; MIRNetConfig calls it `{name}`")
         for name, value in {
             "num_channels": num_channels,
             "num_features": num_features,
             "num_rrg": num_rrg,
             "num_mrb": num_mrb,
-            streams_label: num_streams,
-            columns_label: num_dau_columns,
+            "num_streams": num_streams,
+            "num_dau_columns": num_dau_columns,
             "reduction": reduction,
             "skff_reduction": skff_reduction,
         }.items():

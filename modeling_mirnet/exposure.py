@@ -117,8 +117,8 @@ def check_controls(brightness: float, strength: float) -> None:
 def apply_controls(enhanced: torch.Tensor, original: torch.Tensor, brightness: float = 0.0, strength: float = 1.0) -> torch.Tensor:
     """The user's controls on top of the model: blend the enhanced image with the input (`strength`: 1 = the
     model's result, 0 = the input), then shift its brightness (`adjust_brightness`, in stops). The defaults return
-    `enhanced` unchanged. Both are (B, 3, H, W) in [0, 1] on one device."""
-    check_controls(brightness, strength)
+    `enhanced` unchanged. Both are (B, 3, H, W) in [0, 1] on one device; the controls are checked by the caller
+    (`check_controls`, before the network runs)."""
     if strength != 1:
         enhanced = original.to(enhanced.dtype) + strength * (enhanced - original.to(enhanced.dtype))
     return adjust_brightness(enhanced, brightness)

@@ -28,8 +28,11 @@ from .pipeline_mirnet import (
 )
 from .tiling import DEFAULT_TILE_OVERLAP, tile_starts
 
+# The tile sizes the tools offer (the Space's slider) and suggest when a photo does not fit in memory: multiples of
+# TILE_SIZE_STEP from MIN_TILE_SIZE (below it, tiles cost more in seams and overhead than they save) to MAX_TILE_SIZE.
+# Whether a model can take a tile size at all is `tiling.check_tile_settings`.
+MIN_TILE_SIZE, MAX_TILE_SIZE, TILE_SIZE_STEP = 128, 2048, 32
 SUGGESTED_TILE = 512  # the tile size suggested when a whole image does not fit in memory
-MIN_SUGGESTED_TILE = 128  # below this, tiles cost more in seams and overhead than they save: no suggestion
 # One list of the image files the tools pick up from a folder (the CLI; modeling_mirnet/data.py for datasets).
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
 PRECISIONS = ("auto", *PRECISION_DTYPES)
@@ -209,11 +212,11 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def smaller_tile(height: int, width: int, tile_size: int | None, overlap: int = DEFAULT_TILE_OVERLAP) -> int | None:
-    """A tile size (a multiple of 32, at least 128) that needs less memory than `tile_size` (None: the whole image),
-    or None when there is no such size worth suggesting."""
+    """A tile size the tools offer (`MIN_TILE_SIZE`...) that needs less memory than `tile_size` (None: the whole
+    image), or None when there is no such size worth suggesting."""
     base = tile_size if tile_size is not None else max(height, width)
-    suggested = min(SUGGESTED_TILE, base // 2) // 32 * 32
-    return suggested if suggested >= MIN_SUGGESTED_TILE and suggested > 2 * overlap else None
+    suggested = min(SUGGESTED_TILE, base // 2) // TILE_SIZE_STEP * TILE_SIZE_STEP
+    return suggested if suggested >= MIN_TILE_SIZE and suggested > 2 * overlap else None
 
 
 class OutOfMemory(RuntimeError):
@@ -345,6 +348,9 @@ def mirnet_pipeline(model, image_processor=None, device=None, precision=None, **
 
 __all__ = [
     "DEFAULT_TILE_OVERLAP",
+    "MAX_TILE_SIZE",
+    "MIN_TILE_SIZE",
+    "TILE_SIZE_STEP",
     "IMAGE_SUFFIXES",
     "PRECISIONS",
     "DeviceError",

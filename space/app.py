@@ -63,7 +63,10 @@ import torch  # noqa: E402
 from modeling_mirnet.image_processing_mirnet import ImageLoadError, load_image, to_float_rgb, to_uint8  # noqa: E402
 from modeling_mirnet.inference import (  # noqa: E402
     DEFAULT_TILE_OVERLAP,
+    MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
     PRECISIONS,
+    TILE_SIZE_STEP,
     DeviceError,
     Enhancer,
     ModelLoadError,
@@ -77,6 +80,7 @@ from modeling_mirnet.inference import (  # noqa: E402
 )
 from modeling_mirnet.exposure import MAX_BRIGHTNESS_STOPS, MAX_EXPOSURE_STOPS, check_controls, check_exposure  # noqa: E402
 from modeling_mirnet.memory import keep_freed_memory  # noqa: E402
+from modeling_mirnet.tiling import check_tile_settings  # noqa: E402
 from modeling_mirnet.metrics import autocontrast, psnr, ssim, well_exposed_note  # noqa: E402
 from modeling_mirnet.model_specs import parse_model_specs  # noqa: E402
 
@@ -325,9 +329,7 @@ class MIRNetSpace:
         brightness, strength, exposure = read_controls(brightness, strength, auto_exposure, exposure)
         if tiling not in TILING_CHOICES:
             raise gr.Error(f"tiling must be one of {', '.join(TILING_CHOICES)}, got {tiling!r}")
-        tile_size = int(tile_size or DEFAULT_TILE)
-        if tile_size % 32 or not 128 <= tile_size <= 2048:
-            raise gr.Error(f"tile size must be a multiple of 32 between 128 and 2048, got {tile_size}")
+        tile_size = int(tile_size or DEFAULT_TILE)  # the slider keeps it within MIN_TILE_SIZE..MAX_TILE_SIZE
         progress(0.0, desc="Reading the image")
         pixels, image = open_upload(image_path, f"the input ({Path(image_path).name})")
         reference = open_upload(reference_path, f"the reference ({Path(reference_path).name})")[1] if reference_path else None
@@ -409,6 +411,11 @@ class MIRNetSpace:
         height, width = inputs["pixel_values"].shape[-2:]
         image_height, image_width = pixels.shape[:2]
         tile = self.tile_size_for(image_width, image_height, tiling, tile_size)
+        if tile is not None:
+            try:
+                check_tile_settings(tile, DEFAULT_TILE_OVERLAP, enhancer.model.config.size_divisor)
+            except ValueError as err:
+                raise gr.Error(str(err)) from None
         tiles = count_tiles(height, width, tile)
         start = time.perf_counter()
         try:
@@ -561,7 +568,8 @@ def build_demo(checkpoints: dict[str, str] | None = None, device=None, tile_pixe
                     reference_in = guard_upload(gr.Image(label="Reference image (optional, same scene well exposed)", type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="reference-image", height=200), "reference")
                     with gr.Accordion("Tiling (for large photos)", open=False):
                         tiling_in = gr.Radio(TILING_CHOICES, value="auto", label=f"Tiles ('auto': above {tile_pixels / 1e6:g} MP)")
-                        tile_in = gr.Slider(128, 1024, value=DEFAULT_TILE, step=32, label="Tile size (pixels)")
+                        tile_in = gr.Slider(MIN_TILE_SIZE, MAX_TILE_SIZE, value=DEFAULT_TILE, step=TILE_SIZE_STEP,
+                                            label="Tile size (pixels)")
                     button = gr.Button("Enhance", variant="primary", elem_id="enhance-button")
                     status = gr.Markdown(elem_id="status")
                 with gr.Column(scale=2):

@@ -44,7 +44,7 @@ def test_converted_model_matches_official_output(case):
     # as a .pth from the official training script stores it: under 'state_dict', with DataParallel's prefix
     model = convert_checkpoint({"state_dict": {f"module.{k}": v for k, v in state_dict.items()}})
     config = model.config
-    assert (config.num_features, config.num_rrg, config.num_mrb, config.height, config.width) == (
+    assert (config.num_features, config.num_rrg, config.num_mrb, config.num_streams, config.num_dau_columns) == (
         official_kwargs["n_feat"], official_kwargs["n_RRG"], official_kwargs["n_MSRB"], official_kwargs["height"], official_kwargs["width"],
     )
     assert config.bias is official_kwargs.get("bias", False)

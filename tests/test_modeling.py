@@ -143,7 +143,8 @@ def test_bad_pixel_values_give_clear_errors(tiny_model, bad, message):
         ({"num_rrg": 0}, "num_rrg"),
         ({"num_streams": 1.5}, "num_streams"),
         ({"num_dau_columns": 0}, "num_dau_columns"),
-        ({"height": 1.5}, r"height \(the old name of num_streams\)"),
+        ({"height": 4}, "`height` is the official code's name; MIRNetConfig calls it `num_streams`"),
+        ({"width": 3}, "`width` is the official code's name; MIRNetConfig calls it `num_dau_columns`"),
         ({"kernel_size": 4}, "odd"),
         ({"loss_type": "mse"}, "loss_type"),
         ({"num_features": 4, "reduction": 8}, "reduction"),
@@ -163,27 +164,15 @@ def test_config_round_trip(tmp_path):
     assert (loaded.num_dau_columns, loaded.loss_type, loaded.num_features) == (3, "l1", 8)
 
 
-def test_official_height_and_width_names_still_work(tmp_path):
-    """`height`/`width` (the official names, and this package's before the rename) are aliases, in and out."""
-    config = MIRNetConfig(num_features=8, num_rrg=1, num_mrb=1, height=4, width=3)
-    assert (config.num_streams, config.num_dau_columns) == (4, 3)
-    assert (config.height, config.width, config.size_divisor, config.stream_channels) == (4, 3, 8, [8, 16, 32, 64])
-    config.height = 2
-    assert config.num_streams == 2 and config.size_divisor == 2
-    saved = config.to_dict()
-    assert "height" not in saved and "width" not in saved and saved["num_streams"] == 2
-    # a config.json written before the rename
-    config.save_pretrained(tmp_path)
+def test_a_config_json_with_the_official_names_says_which_to_use(tmp_path):
+    """`height`/`width` (the official names) are refused from config.json too, naming the field to use."""
+    tiny_config().save_pretrained(tmp_path)
     path = tmp_path / "config.json"
     old = json.loads(path.read_text())
-    old["height"], old["width"] = old.pop("num_streams"), old.pop("num_dau_columns")
+    old["height"] = old.pop("num_streams")
     path.write_text(json.dumps(old))
-    loaded = AutoConfig.from_pretrained(tmp_path)
-    assert (loaded.num_streams, loaded.num_dau_columns, loaded.height) == (2, 3, 2)
-    model = MIRNetModel(loaded)
-    assert len(model.rrgs[0].mrbs[0].skff) == 2 and model.rrgs[0].mrbs[0].num_columns == 3
-    # given both ways, the current name wins
-    assert MIRNetConfig(height=2, num_streams=4).num_streams == 4
+    with pytest.raises(ValueError, match="calls it `num_streams`"):
+        AutoConfig.from_pretrained(tmp_path)
 
 
 def test_tile_starts_cover_the_whole_length():

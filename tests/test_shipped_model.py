@@ -105,7 +105,9 @@ def test_pipeline_and_remote_code_without_the_package(tmp_path):
 def test_the_shipped_code_files_are_the_package_code():
     """The folder must carry its code for trust_remote_code; those copies must be this package's current code, so a
     change to the model code cannot leave Hub users on stale code. Re-package with train/package_model.py after one."""
-    for name in ("configuration_mirnet.py", "modeling_mirnet.py", "image_processing_mirnet.py", "pipeline_mirnet.py", "inference.py",
-                 "exposure.py", "tiling.py"):
+    shipped_code = sorted(p.name for p in SHIPPED.glob("*.py"))
+    assert shipped_code == ["configuration_mirnet.py", "exposure.py", "image_processing_mirnet.py", "modeling_mirnet.py",
+                            "pipeline_mirnet.py", "tiling.py"]
+    for name in shipped_code:
         shipped = (SHIPPED / name).read_text()
         assert shipped == (REPO / "modeling_mirnet" / name).read_text(), f"{name} differs: re-run train/package_model.py"
