@@ -437,6 +437,37 @@ def publish(section: str, write: bool) -> None:
         replace_section(os.path.join(REPO, "BENCHMARKS.md"), section)
 
 
+def add_pair_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments the benchmarks that score models on a split of a paired dataset share."""
+    parser.add_argument("--model", action="append", required=True, help="LABEL=FOLDER_OR_HUB_ID (repeatable)")
+    parser.add_argument("--dataset", default="data/lol", help="folder written by train/prepare_dataset.py")
+    parser.add_argument("--split", default="validation")
+    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: what inference picks here)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N pairs only")
+    parser.add_argument("--json", help="also write the per-image figures here")
+    parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
+
+
+def parse_pair_benchmark_arguments(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse, remember the command line (`args.argv`, for the tables and JSON) and set torch's threads."""
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
+def write_per_image_json(args, script: str, summary: dict, names: list[str], per_image: dict) -> None:
+    """With `--json`, write a benchmark's summary and per-image figures with the command that made them."""
+    if not args.json:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"command": f"python benchmarks/{script} {' '.join(args.argv)}", "summary": summary, "names": names,
+                   "per_image": per_image}, f, indent=1)
+
+
 def fmt_bytes(n) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / 1024**2:.0f} MiB"
 

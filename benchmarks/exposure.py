@@ -16,7 +16,6 @@ Exposure is log2(mean Y of the output / mean Y of the input), Y the luminance of
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -24,7 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import publish  # noqa: E402
+from benchmark import (  # noqa: E402
+    add_pair_benchmark_arguments, parse_pair_benchmark_arguments, publish, write_per_image_json,
+)
 
 from modeling_mirnet.data import load_pairs  # noqa: E402
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs  # noqa: E402
@@ -115,19 +116,9 @@ def section(args, results: dict, dtype: torch.dtype) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="LABEL=FOLDER_OR_HUB_ID (repeatable)")
-    parser.add_argument("--dataset", default="data/lol", help="folder written by train/prepare_dataset.py")
-    parser.add_argument("--split", default="validation")
+    add_pair_benchmark_arguments(parser)
     parser.add_argument("--train-split", default="train", help="the split whose references set the constant brightness")
-    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: what inference picks here)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--limit", type=int, default=None, help="the first N pairs only")
-    parser.add_argument("--json", help="also write the per-image figures here")
-    parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else list(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_pair_benchmark_arguments(parser, argv)
     dataset = load_pairs(args.dataset)
     for split in (args.split, args.train_split):
         if split not in dataset:
@@ -140,11 +131,7 @@ def main(argv=None):
         model, _ = load_mirnet(source)
         measured = measure(model, pairs, dtype, constant)
         results["models"][label], per_image[label] = measured["summary"], measured["per_image"]
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"command": f"python benchmarks/exposure.py {' '.join(args.argv)}", "summary": results,
-                       "names": pairs.names, "per_image": per_image}, f, indent=1)
+    write_per_image_json(args, "exposure.py", results, pairs.names, per_image)
     publish(section(args, results, dtype), args.write)
 
 

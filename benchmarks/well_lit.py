@@ -11,7 +11,6 @@ Goals: PSNR >= 28 dB, ratio 0.9-1.15, worst grid added <= 1.5x (no output more t
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -19,7 +18,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import publish  # noqa: E402
+from benchmark import (  # noqa: E402
+    add_pair_benchmark_arguments, parse_pair_benchmark_arguments, publish, write_per_image_json,
+)
 
 from modeling_mirnet.data import load_pairs  # noqa: E402
 from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_pairs  # noqa: E402
@@ -78,23 +79,13 @@ def section(args, results: dict, dtype: torch.dtype) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="LABEL=FOLDER_OR_HUB_ID (repeatable)")
-    parser.add_argument("--dataset", default="data/lol", help="folder written by train/prepare_dataset.py (or low/+high/)")
-    parser.add_argument("--split", default="validation")
-    parser.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (auto: what inference picks here)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--limit", type=int, default=None, help="the first N references only")
+    add_pair_benchmark_arguments(parser)
     parser.add_argument("--margin", type=int, default=BORDER_MARGIN,
                         help=f"pixels mirrored around each photo, as inference does (default {BORDER_MARGIN}; 0: none)")
     parser.add_argument("--exposure", choices=["predicted", "reference"], default="predicted",
                         help="exposure-conditioned models: their own predicted exposure (what users get) or the "
                              "input's own (0 stops)")
-    parser.add_argument("--json", help="also write the per-image figures here")
-    parser.add_argument("--write", action="store_true", help="put the table into BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else list(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_pair_benchmark_arguments(parser, argv)
     dataset = load_pairs(args.dataset)
     split = dataset[args.split] if args.split in dataset else parser.error(f"{args.dataset}: no split {args.split!r}")
     pairs = decode_pairs(split, args.limit)
@@ -106,10 +97,7 @@ def main(argv=None):
         per_image[label] = rows = well_lit_scores(model, references, dtype, args.margin, args.exposure)
         results["models"][label] = summary(rows)
         results["worst_input_grid"] = results["models"][label]["worst_input_grid"]
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"command": f"python benchmarks/well_lit.py {' '.join(args.argv)}", "summary": results,
-                       "names": references.names, "per_image": per_image}, f, indent=1)
+    write_per_image_json(args, "well_lit.py", results, references.names, per_image)
     publish(section(args, results, dtype), args.write)
 
 

@@ -15,7 +15,7 @@ import torch
 
 from .exposure import exposure_stops
 from .inference import DEFAULT_TILE_OVERLAP, autocast_context
-from .image_processing_mirnet import padded_size, reflect_pad, to_uint8
+from .image_processing_mirnet import pad_to_multiple, to_uint8
 from .metrics import gt_mean_scale, psnr_batch, quantize, ssim_batch
 from .losses import enhancement_loss
 from .modeling_mirnet import BORDER_MARGIN
@@ -59,11 +59,6 @@ def decode_pairs(rows, limit: int | None = None) -> ImagePairs:
         pairs.highs.append(high)
         pairs.names.append(name)
     return pairs
-
-
-def pad_to_multiple(pixel_values: torch.Tensor, divisor: int) -> torch.Tensor:
-    """Pad (B, C, H, W) at the bottom and right as MIRNetImageProcessor pads (`padded_size`, `reflect_pad`)."""
-    return reflect_pad(pixel_values, *padded_size(*pixel_values.shape[-2:], divisor))
 
 
 def image_scores(image: torch.Tensor, reference: torch.Tensor, compute_ssim: bool = True) -> dict[str, torch.Tensor]:
@@ -132,7 +127,7 @@ def score_pairs(
                 high = torch.stack([pairs.highs[i] for i in chunk]).to(device, non_blocking=True).float().div_(255)
                 height, width = low.shape[-2:]
                 low = low.to(param.dtype).div_(255)
-                pixel_values = pad_to_multiple(low, divisor)
+                (pixel_values,) = pad_to_multiple([low], divisor)
                 stops = None
                 if conditioned:
                     reference_stops = exposure_stops(high, low)
@@ -167,4 +162,4 @@ def score_images(outputs: torch.Tensor, references: torch.Tensor, compute_ssim: 
     return {key: values.tolist() for key, values in scores.items()}
 
 
-__all__ = ["ImagePairs", "score_images", "image_scores", "decode_pairs", "score_pairs", "pad_to_multiple", "image_to_uint8_tensor"]
+__all__ = ["ImagePairs", "score_images", "image_scores", "decode_pairs", "score_pairs", "image_to_uint8_tensor"]

@@ -9,6 +9,8 @@ import PIL.ImageOps
 import torch
 from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import ImageInput
+from transformers.processing_utils import ImagesKwargs, Unpack
 
 # Larger images are refused with a clear error (a 12 MP photo is 12e6); tiled inference keeps memory bounded.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -139,24 +141,10 @@ def finish_rgb(array: np.ndarray, divisor: float | None, do_rescale: bool) -> np
     return np.ascontiguousarray(array)
 
 
-def check_options(options: dict) -> None:
-    """Raise a ValueError naming the first MIRNetImageProcessor setting of the wrong type or out of range."""
-    for name in ("do_rescale", "do_pad"):
-        if name in options and not isinstance(options[name], (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {options[name]!r}")
-    for name in ("size_divisor", "max_pixels"):
-        value = options.get(name, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    factor = options.get("rescale_factor", 1.0)
-    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < float("inf"):
-        raise ValueError(f"rescale_factor must be a positive number, got {factor!r}")
-
-
 def reflect_pad(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Reflect-pad (..., H, W) images at the bottom and right to `height` x `width`, repeating the reflection where the
-    padding is larger than the image (numpy's "reflect"); an image one pixel high or wide has its edge repeated. The
-    one padding rule of the package: the image processor, validation and evaluation all pad with it."""
+    padding is larger than the image (numpy's "reflect"); an image one pixel high or wide has its edge repeated
+    (`pad_to_multiple` pads with it)."""
     edge = min(images.shape[-2:]) == 1
     for dim, target in ((-2, height), (-1, width)):
         while images.shape[dim] < target:
@@ -175,10 +163,32 @@ def padded_size(height: int, width: int, divisor: int) -> tuple[int, int]:
     return max(-(-height // divisor) * divisor, 2 * divisor), max(-(-width // divisor) * divisor, 2 * divisor)
 
 
+def pad_to_multiple(images: list[torch.Tensor], size_divisor: int | None) -> list[torch.Tensor]:
+    """Reflect-pad (..., H, W) images at the bottom and right to one size: the `padded_size` of the largest (with
+    `size_divisor` None, the largest itself). The one padder of the package: the image processor's `pad`,
+    validation and evaluation use it."""
+    height, width = max(image.shape[-2] for image in images), max(image.shape[-1] for image in images)
+    if size_divisor is not None:
+        height, width = padded_size(height, width, size_divisor)
+    return [reflect_pad(image, height, width) for image in images]
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Model output, any float dtype -> the 8-bit values a PNG of it holds (clamped to [0, 1], rounded): the one
     quantisation of the package (post-processing, validation and the metrics use it)."""
     return images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+class MIRNetImageProcessorKwargs(ImagesKwargs, total=False):
+    """
+    size_divisor (`int`, *optional*, defaults to `self.size_divisor`):
+        Pad height and width to multiples of it (at least twice it): `config.size_divisor`.
+    max_pixels (`int`, *optional*, defaults to `self.max_pixels`):
+        Larger images are refused with an error.
+    """
+
+    size_divisor: int
+    max_pixels: int
 
 
 class MIRNetImageProcessor(PilBackend):
@@ -203,64 +213,88 @@ class MIRNetImageProcessor(PilBackend):
         max_pixels (`int`, defaults to 100_000_000): larger images are refused with an error.
 
     Each of these can also be given to a call (`processor(images, do_pad=False)`), together with `return_tensors`
-    (`"pt"`, the default, `"np"` or `None` for numpy arrays); any other keyword is a TypeError.
+    (`"pt"`, the default, `"np"` or `None` for numpy arrays); any other keyword is a TypeError. MIRNet takes
+    [0, 1] RGB as it is: it never resizes, crops or normalises.
     """
 
+    valid_kwargs = MIRNetImageProcessorKwargs
     model_input_names = ["pixel_values"]
     do_rescale = True
     rescale_factor = 1 / 255
-    do_normalize = False
     do_resize = False
+    do_normalize = False
     do_pad = True
     size_divisor = 4
     max_pixels = MAX_IMAGE_PIXELS
-    # keywords `preprocess` accepts besides `return_tensors`; each defaults to the attribute of the same name
-    call_kwargs = ("do_rescale", "rescale_factor", "do_pad", "size_divisor", "max_pixels")
+    # the keywords a call accepts; the other ImagesKwargs (resizing, normalising, ...) do not apply to MIRNet
+    call_kwargs = ("do_rescale", "rescale_factor", "do_pad", "size_divisor", "max_pixels", "return_tensors")
 
-    def __init__(self, size_divisor: int = 4, max_pixels: int = MAX_IMAGE_PIXELS, **kwargs):
+    def __init__(self, **kwargs: Unpack[MIRNetImageProcessorKwargs]):
         super().__init__(**kwargs)
-        self.size_divisor = size_divisor
-        self.max_pixels = max_pixels
-        check_options({name: getattr(self, name) for name in self.call_kwargs})
+        self._validate_preprocess_kwargs(**self._settings())
 
-    def padded_size(self, height: int, width: int, size_divisor: int | None = None, do_pad: bool | None = None):
-        """Smallest size >= (height, width) of multiples of size_divisor, at least 2 * size_divisor (with do_pad)."""
-        do_pad = self.do_pad if do_pad is None else do_pad
-        if not do_pad:
-            return height, width
-        return padded_size(height, width, self.size_divisor if size_divisor is None else size_divisor)
+    def _settings(self) -> dict:
+        """The processor's value of every setting a call may override."""
+        return {name: getattr(self, name, None) for name in self.valid_kwargs.__annotations__}
 
-    def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
-        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32).
-
-        Keywords: `do_rescale`, `rescale_factor`, `do_pad`, `size_divisor`, `max_pixels` override the processor's
-        settings for this call (None keeps them); see the class docstring.
-        """
+    def preprocess(self, images: ImageInput, **kwargs: Unpack[MIRNetImageProcessorKwargs]) -> BatchFeature:
+        """Images (one or a list) -> BatchFeature(pixel_values=(B, 3, H, W) float32); keywords as in the class
+        docstring override the processor's settings for this call (None keeps them)."""
         unknown = sorted(set(kwargs) - set(self.call_kwargs))
         if unknown:
             raise TypeError(
                 f"MIRNetImageProcessor got unexpected keyword argument(s) {', '.join(unknown)}; it accepts "
-                f"return_tensors, {', '.join(self.call_kwargs)}"
+                f"{', '.join(self.call_kwargs)}"
             )
-        options = {name: getattr(self, name) if kwargs.get(name) is None else kwargs[name] for name in self.call_kwargs}
-        check_options(options)
-        if return_tensors not in ("pt", "np", None):
-            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
-        if not isinstance(images, (list, tuple)):
-            images = [images]
-        if len(images) == 0:
+        kwargs = {name: value for name, value in kwargs.items() if value is not None or name == "return_tensors"}
+        kwargs.setdefault("return_tensors", "pt")  # torch tensors unless asked otherwise (None: numpy)
+        # checked before the base class's type check, so that a bad value gets the message that names it
+        self._validate_preprocess_kwargs(**{**self._settings(), **kwargs})
+        return super().preprocess(images, **kwargs)
+
+    def _validate_preprocess_kwargs(self, **kwargs):
+        """Raise a ValueError naming the first setting of the wrong type or out of range."""
+        for name in ("do_resize", "do_center_crop", "do_normalize"):
+            if kwargs.get(name):
+                raise ValueError(f"{name} is not supported: MIRNet takes [0, 1] RGB at its own size")
+        for name in ("do_rescale", "do_pad"):
+            if not isinstance(kwargs.get(name, True), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}")
+        for name in ("size_divisor", "max_pixels"):
+            value = kwargs.get(name, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        factor = kwargs.get("rescale_factor", 1.0)
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < float("inf"):
+            raise ValueError(f"rescale_factor must be a positive number, got {factor!r}")
+        if kwargs.get("return_tensors") not in ("pt", "np", None):
+            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {kwargs['return_tensors']!r}")
+
+    def _prepare_images_structure(self, images: ImageInput, expected_ndims: int = 3) -> list:
+        """One image or a list of them; `process_image` says what is wrong with any it cannot read."""
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
+        if not images:
             raise ValueError("preprocess needs at least one image")
-        arrays = [
-            to_float_rgb(image, options["max_pixels"], do_rescale=options["do_rescale"], rescale_factor=options["rescale_factor"])
-            for image in images
-        ]
-        sizes = [tuple(a.shape[:2]) for a in arrays]
-        height, width = self.padded_size(
-            max(h for h, _ in sizes), max(w for _, w in sizes), options["size_divisor"], options["do_pad"]
-        )
-        batch = torch.stack([reflect_pad(torch.from_numpy(a).permute(2, 0, 1), height, width) for a in arrays])
-        pixel_values = batch.contiguous() if return_tensors == "pt" else batch.numpy().copy()
-        return BatchFeature(data={"pixel_values": pixel_values})
+        return images
+
+    def process_image(self, image, do_rescale: bool, rescale_factor: float, max_pixels: int, **kwargs) -> np.ndarray:
+        """One image (PIL, array, tensor or file path) -> float32 (3, H, W) in [0, 1]. Rescaling happens here, not in
+        `_preprocess`, because its factor depends on the source's bit depth (8 or 16 bits), lost after decoding."""
+        rgb = to_float_rgb(image, max_pixels, do_rescale=do_rescale, rescale_factor=rescale_factor)
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+    def pad(self, images: list[np.ndarray], size_divisor: int, do_pad: bool = True, **kwargs) -> list[np.ndarray]:
+        """Reflect-pad (3, H, W) images at the bottom and right to one size: with `do_pad`, multiples of
+        `size_divisor` (at least twice it, `padded_size`); without it, the largest of the batch."""
+        padded = pad_to_multiple([torch.from_numpy(image) for image in images], size_divisor if do_pad else None)
+        return [image.numpy() for image in padded]
+
+    def _preprocess(
+        self, images: list[np.ndarray], do_pad: bool, size_divisor: int, return_tensors: str | None, **kwargs
+    ) -> BatchFeature:
+        """Pad the converted images to one size and stack them into `pixel_values`."""
+        pixel_values = np.stack(self.pad(images, size_divisor=size_divisor, do_pad=do_pad))
+        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
 
     def post_process_image_to_image(self, reconstruction, original_sizes=None) -> list[PIL.Image.Image]:
         """Model output (B, 3, H, W) -> list of 8-bit RGB PIL images, clamped to [0, 1] and cropped to original size."""
@@ -275,4 +309,4 @@ class MIRNetImageProcessor(PilBackend):
         return [PIL.Image.fromarray(p[:h, :w]) for p, (h, w) in zip(pixels, original_sizes)]
 
 
-__all__ = ["MIRNetImageProcessor", "ImageLoadError", "load_image", "to_float_rgb", "MAX_IMAGE_PIXELS"]
+__all__ = ["MIRNetImageProcessor", "ImageLoadError", "load_image", "to_float_rgb", "pad_to_multiple", "MAX_IMAGE_PIXELS"]

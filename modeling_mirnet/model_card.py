@@ -223,7 +223,7 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict) -> st
         "`model.enhance(pixel_values, exposure=stops)` renders that exposure (stops over the input, "
         "log2 of the output's mean linear luminance over the input's; 0 keeps its brightness), and without `exposure` "
         "a small head guesses one from a thumbnail (`model.predict_exposure(pixel_values)`). The pipeline, "
-        f"`mirnet-enhance --exposure` and the Space take it too:",
+        "`mirnet-enhance --exposure` and the Space take it too:",
         "",
         "```python",
         f'enhance = pipeline("image-to-image", model="{model_id}", trust_remote_code=True)',

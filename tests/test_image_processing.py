@@ -259,8 +259,7 @@ def test_bad_settings_give_clear_errors(processor, kwargs, message):
 def test_the_one_padder_matches_numpy_and_serves_processor_and_validation(size, target):
     """`reflect_pad` is numpy's "reflect" (repeated where the padding exceeds the image; "edge" for one-pixel sides),
     and validation's `pad_to_multiple` pads a photo exactly as the image processor does."""
-    from modeling_mirnet.evaluation import pad_to_multiple
-    from modeling_mirnet.image_processing_mirnet import reflect_pad
+    from modeling_mirnet.image_processing_mirnet import pad_to_multiple, reflect_pad
 
     array = np.random.default_rng(0).random((*size, 3))
     expected = np.pad(array, ((0, target[0] - size[0]), (0, target[1] - size[1]), (0, 0)), mode="reflect" if min(size) > 1 else "edge")
@@ -269,5 +268,14 @@ def test_the_one_padder_matches_numpy_and_serves_processor_and_validation(size, 
     processed = MIRNetImageProcessor(size_divisor=4)(image)["pixel_values"]
     from modeling_mirnet.evaluation import image_to_uint8_tensor
 
-    validated = pad_to_multiple(image_to_uint8_tensor(image)[None].float().div(255), 4)
+    (validated,) = pad_to_multiple([image_to_uint8_tensor(image)[None].float().div(255)], 4)
     torch.testing.assert_close(processed, validated, rtol=0, atol=1e-7)
+
+
+def test_resizing_and_normalising_settings_are_refused():
+    """MIRNet restores a photo at its own size and in [0, 1]; a saved config asking otherwise is an error, not ignored."""
+    with pytest.raises(ValueError, match="do_normalize is not supported"):
+        MIRNetImageProcessor(do_normalize=True)
+    with pytest.raises(ValueError, match="do_resize is not supported"):
+        MIRNetImageProcessor(do_resize=True)
+    assert MIRNetImageProcessor(do_normalize=False).to_dict()["do_normalize"] is False

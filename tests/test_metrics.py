@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from modeling_mirnet import MIRNetConfig, MIRNetModel
-from modeling_mirnet.evaluation import ImagePairs, decode_pairs, pad_to_multiple, score_images, score_pairs
+from modeling_mirnet.evaluation import ImagePairs, decode_pairs, score_images, score_pairs
+from modeling_mirnet.image_processing_mirnet import pad_to_multiple
 from modeling_mirnet.metrics import gt_mean_scale, psnr, psnr_batch, quantize, ssim, ssim_batch
 
 
@@ -81,7 +82,7 @@ def test_score_pairs_equals_scoring_each_output_by_hand(tiny_model):
     scores = score_pairs(tiny_model, pairs, batch_size=2, loss_type="charbonnier", on_output=outputs.__setitem__)
     for i in range(len(pairs)):
         low = pairs.lows[i][None].float().div(255)
-        expected = tiny_model.enhance(pad_to_multiple(low, 4))[..., : low.shape[-2], : low.shape[-1]]  # with the margin
+        expected = tiny_model.enhance(pad_to_multiple([low], 4)[0])[..., : low.shape[-2], : low.shape[-1]]  # with the margin
         expected8 = quantize(expected).mul(255).round().to(torch.uint8)[0]
         assert torch.equal(outputs[i], expected8)
         by_hand = score_images(expected8[None], pairs.highs[i][None])

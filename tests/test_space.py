@@ -72,7 +72,7 @@ def test_enhance_example_gives_full_size_mirnet_and_autocontrast(app_with_model,
     assert LABEL in status and "600x400" in status
     # the page and the status say where and in which precision MIRNet ran ("auto": bf16 where the CPU has it)
     precision = "bf16 autocast" if demo.space.dtype == torch.bfloat16 else "fp32"
-    assert f"on CPU (" in status and precision in status and precision in demo.space.notice()
+    assert "on CPU (" in status and precision in status and precision in demo.space.notice()
     before, after = (read(p) for p in mirnet)
     assert before.size == after.size == source.size == (600, 400)
     assert np.array_equal(np.asarray(before), np.asarray(source))

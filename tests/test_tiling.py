@@ -1,6 +1,5 @@
 """Tiled inference for large photos."""
 
-import inspect
 
 import pytest
 import torch
@@ -8,7 +7,7 @@ import torch
 from modeling_mirnet import MIRNetModel, tiled_forward
 from modeling_mirnet.modeling_mirnet import BORDER_MARGIN
 from modeling_mirnet.tiling import SharedStatistics, thumbnail
-from modeling_mirnet.inference import DEFAULT_TILE_OVERLAP, count_tiles
+from modeling_mirnet.inference import count_tiles
 from modeling_mirnet.metrics import psnr
 
 from helpers import tiny_config
