@@ -112,8 +112,9 @@ def only_this_model(command: str, label: str | None) -> str:
 
 
 def purpose_section(dataset: str, config: dict, params: int | None, trained_on: str | None, test: dict | None,
-                    well_lit: dict | None, exposure: dict | None = None) -> str:
-    """What the model is for and what it is not, in prose, from this model's own figures."""
+                    well_lit: dict | None, exposure: dict | None = None, held_out: dict | None = None) -> str:
+    """What the model is for and what it is not, in prose, from this model's own figures; for a final fit, how well
+    its exposure is guessed on unseen scenes comes from `held_out`, its recipe's validated run (`exposure_section`)."""
     short = dataset_info(dataset)[0]
     size = f"{params / 1e6:.2f}M parameters: " if params else ""
     shape = (f"{config.get('num_features')} channels, {config.get('num_rrg')} RRG x {config.get('num_mrb')} MRB"
@@ -146,11 +147,18 @@ def purpose_section(dataset: str, config: dict, params: int | None, trained_on: 
                         f"be {WELL_LIT_GOALS['median_psnr']:.0f} dB or more){grid}. `mirnet-enhance` and the Space say so "
                         "when a photo is already well exposed (mean gray above 90 of 255).")
     if exposure:
+        if held_out:
+            unseen = (f"its recipe's validated run, on {held_out['count']} validation pairs it never saw, guessed "
+                      f"{held_out['head_exposure_rms']:.2f} stops rms against a constant's "
+                      f"{held_out['constant_exposure_rms']:.2f} and scored {held_out['psnr_reference_exposure']:.2f} dB "
+                      f"at each reference's exposure and {held_out['psnr']:.2f} dB at its own guess")
+        else:
+            unseen = (f"({exposure['head_exposure_rms']:.2f} stops rms against {exposure['constant_exposure_rms']:.2f}): "
+                      f"on the {exposure['count']} validation pairs it scores {exposure['psnr_reference_exposure']:.2f} dB "
+                      f"at each reference's exposure and {exposure['psnr']:.2f} dB at its own guess")
         text.append(f"How bright it makes a photo is yours to set (`exposure`, in stops). Its default is a guess, and on "
-                    f"scenes it has not seen the guess is no better than one brightness for every photo "
-                    f"({exposure['head_exposure_rms']:.2f} stops rms against {exposure['constant_exposure_rms']:.2f}): "
-                    f"on the {exposure['count']} validation pairs it scores {exposure['psnr_reference_exposure']:.2f} dB "
-                    f"at each reference's exposure and {exposure['psnr']:.2f} dB at its own guess. Move the exposure to taste; it renders it within "
+                    f"scenes it has not seen the guess is no better than one brightness for every photo"
+                    f"{': ' if held_out else ' '}{unseen}. Move the exposure to taste; it renders it within "
                     f"{exposure['rendering_rms']:.2f} stops.")
     text.append("It is not a denoiser for strong sensor noise, nor a fix for over-exposed photos.")
     return "\n\n".join(text)
@@ -187,15 +195,17 @@ def earlier_stages_note(folder) -> str:
     return "This run started from an earlier model (`init_from`), trained as follows:\n\n" + "\n".join(lines) + "\n"
 
 
-def well_lit_section(well_lit: dict | None) -> str:
+def well_lit_section(well_lit: dict | None, seen: bool = False) -> str:
     """The do-no-harm table from benchmarks/well_lit.py's figures for this model ({"count", "command", "median_psnr",
     "median_ratio", "worst_grid", "median_grid", "worst_input_grid", "worst_grid_added"}, and "label": the model's
-    label in that command, which then shows only this model), or "" without them."""
+    label in that command, which then shows only this model), or "" without them. `seen`: the model trained on those
+    photos (a final fit), which the table then says."""
     if not well_lit:
         return ""
+    seen_text = "; this model also trained on them, as well-lit pairs" if seen else ""
     return "\n".join([
-        f"Well-lit photos ({well_lit['count']} references of the validation split given as inputs: a photo that needs "
-        "nothing should come out as it went in):",
+        f"Well-lit photos ({well_lit['count']} references of the validation split given as inputs{seen_text}: a photo "
+        "that needs nothing should come out as it went in):",
         "",
         "| median PSNR(output, input) | median output / input mean gray | worst 4-pixel grid score (median; inputs' worst) "
         "| worst grid added (output / its input) |",
@@ -209,11 +219,13 @@ def well_lit_section(well_lit: dict | None) -> str:
     ])
 
 
-def exposure_section(model_id: str, exposure: dict | None, training: dict) -> str:
+def exposure_section(model_id: str, exposure: dict | None, training: dict, held_out: dict | None = None) -> str:
     """For an exposure-conditioned model: how to ask for an exposure, benchmarks/exposure.py's figures for it
     ({"count", "command", "label", "psnr", "ssim", "psnr_reference_exposure", "ssim_reference_exposure", "psnr_gt_mean",
     "head_exposure_rms", "constant_exposure_rms", "rendering_rms", "median_black", "median_reference_black"}) and the
-    command that trained its head alone (`exposure_head_stage` of training_args.json), or "" for other models."""
+    command that trained its head alone (`exposure_head_stage` of training_args.json), or "" for other models. For a
+    final fit (trained on the validation pairs too), `held_out` holds the same figures of its recipe's validated run,
+    which never saw those pairs."""
     if not training["args"].get("exposure_conditioning"):
         return ""
     lines = [
@@ -232,10 +244,17 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict) -> st
         'enhance(image, brightness=0.5)  # half a stop over the head\'s exposure',
         "```",
     ]
+    final_fit = training["args"].get("validation_split") == "none"
     if exposure:
+        pairs = ("scenes not trained on" if not final_fit else
+                 "which this model also trained on, so these figures flatter it" + (
+                     f"; its recipe's validated run, which never saw them, scored {held_out['psnr']:.2f} dB / "
+                     f"{held_out['ssim']:.4f} at its predicted exposure and {held_out['psnr_reference_exposure']:.2f} dB / "
+                     f"{held_out['ssim_reference_exposure']:.4f} at the reference's: "
+                     f"`{only_this_model(held_out['command'], held_out.get('label'))}`" if held_out else ""))
         lines += [
             "",
-            f"On the {exposure['count']} validation pairs (scenes not trained on), with the exposure the head predicts "
+            f"On the {exposure['count']} validation pairs ({pairs}), with the exposure the head predicts "
             "(what users get) and with each reference's own exposure (the honest counterpart of GT-mean figures, which "
             "rescale the output after the fact):",
             "",
@@ -254,18 +273,21 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict) -> st
     head = training.get("exposure_head_stage")
     if head:
         lines += ["", "The head was then trained further, alone, on the finished network (its loss never reaches the "
-                  f"network): `{head.get('command', 'n/a')}`. The validation figures of the chosen epoch (above) were "
-                  "taken with the head before that stage; this section's are the model's as packaged."]
+                  f"network): `{head.get('command', 'n/a')}`."
+                  + (" The validation figures of the chosen epoch (above) were taken with the head before that stage; "
+                     "this section's are the model's as packaged." if not final_fit else "")]
     return "\n".join(lines)
 
 
 def write_model_card(folder, training: dict, state: dict, model_id: str, test: dict | None = None,
-                     well_lit: dict | None = None, trained_on: str | None = None, exposure: dict | None = None) -> Path:
+                     well_lit: dict | None = None, trained_on: str | None = None, exposure: dict | None = None,
+                     held_out_exposure: dict | None = None) -> Path:
     """Write folder/README.md. `training`: {"args": {flag: value}, "command": str, "commit": str} (training_args.json);
     `state`: train.py's trainer_state.json; `model_id`: the Hub repository id the card's examples load;
     `test`: mean figures of evaluate.py on the test split (optional); `well_lit`: benchmarks/well_lit.py's figures
     for this model (optional, `well_lit_section`); `trained_on`: the hardware, e.g. "2 CPU cores" (optional);
-    `exposure`: benchmarks/exposure.py's figures for an exposure-conditioned model (optional, `exposure_section`)."""
+    `exposure`: benchmarks/exposure.py's figures for an exposure-conditioned model (optional, `exposure_section`);
+    `held_out_exposure`: for a final fit (`--validation_split none`), the same figures of its recipe's validated run."""
     args = training["args"]
     best = state["history"][state["best_epoch"] - 1]
     dataset = str(args.get("dataset"))
@@ -322,13 +344,14 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
         experiment=args.get("experiment") or "custom run",
         dataset=dataset_text(dataset),
         commands_note=commands_note(dataset),
-        purpose=purpose_section(dataset, args, parameter_count(folder), trained_on, test, well_lit, exposure),
+        purpose=purpose_section(dataset, args, parameter_count(folder), trained_on, test, well_lit, exposure,
+                                held_out_exposure),
         limitation=KNOWN_LIMITS.get(dataset_id, f"Trained on {dataset_text(dataset)} only: photos unlike its "
                                                 "training photos may not be restored well."),
         selection=selection,
         test_table=test_table,
-        well_lit_table=well_lit_section(well_lit),
-        exposure_table=exposure_section(model_id, exposure, training),
+        well_lit_table=well_lit_section(well_lit, seen=args.get("validation_split") == "none"),
+        exposure_table=exposure_section(model_id, exposure, training, held_out_exposure),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
         commit=commit_text(training.get("commit", "unknown")),

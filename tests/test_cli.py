@@ -63,7 +63,7 @@ def test_a_well_exposed_photo_gets_one_note_in_the_spaces_words(tiny_model_dir, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bright16.png", "dark16.png", "edge.png", "night.png", "sunny.png"]
 
 
-def test_tiled_and_whole_runs_write_the_same_size(tiny_model_dir, tmp_path):
+def test_a_tiled_run_writes_the_photo_size_and_nearly_the_whole_image_result(tiny_model_dir, tmp_path):
     """Tiles of 32 px write the photo's size and nearly the whole-image result (the tiles share its statistics)."""
     random_image(40, 70).save(tmp_path / "a.png")
     assert main([str(tmp_path / "a.png"), "-o", str(tmp_path / "t"), "--model", str(tiny_model_dir), "--tile-size", "32", "--tile-overlap", "8"]) == 0

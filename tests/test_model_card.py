@@ -87,6 +87,32 @@ def test_an_exposure_conditioned_card_says_how_to_set_the_exposure_and_how_well_
     assert "Exposure is an input" not in card_for(tmp_path / "plain")  # models without it keep their card
 
 
+def test_a_final_fit_card_quotes_its_recipe_run_for_unseen_scenes_and_says_it_saw_the_validation_pairs(tmp_path):
+    """A final fit trained on the validation pairs: its own figures there flatter it, so the card says so and takes
+    what it claims about unseen scenes from its recipe's validated run."""
+    MIRNetModel(tiny_config(exposure_conditioning=True)).save_pretrained(tmp_path)
+    training = {"args": {"dataset": "data/lol", "num_features": 8, "num_rrg": 1, "num_mrb": 1, "exposure_conditioning": True,
+                         "train_split": "train+validation", "validation_split": "none"},
+                "command": "accelerate launch train/train.py --config final.yaml", "commit": "abc123",
+                "exposure_head_stage": {"command": "python train/train.py --train_exposure_head_only"}}
+    state = {"epoch": 36, "best_epoch": 36, "history": [{"val_psnr": None}] * 36}
+    fitted = {**EXPOSURE, "psnr": 21.5, "psnr_reference_exposure": 27.0, "head_exposure_rms": 0.5, "rendering_rms": 0.05}
+    held_out = {**EXPOSURE, "command": "python benchmarks/exposure.py --model recipe=r --dataset data/lol", "label": "recipe"}
+    well_lit = {"count": 145, "command": "python benchmarks/well_lit.py --model x=y", "median_psnr": 38.0, "median_ratio": 1.0,
+                "worst_grid": 3.7, "median_grid": 2.0, "worst_input_grid": 3.68, "worst_grid_added": 1.1}
+    card = write_model_card(tmp_path, training, state, "org/mirnet-lol", exposure=fitted, well_lit=well_lit,
+                            held_out_exposure=held_out).read_text()
+    assert "no better than one brightness for every photo: its recipe's validated run, on 145 validation pairs it never " \
+           "saw, guessed 0.77 stops rms against a constant's 0.71 and scored 26.13 dB at each reference's exposure and " \
+           "20.31 dB at its own guess" in card
+    assert "it renders it within 0.05 stops" in card
+    assert "which this model also trained on, so these figures flatter it; its recipe's validated run" in card
+    assert "`python benchmarks/exposure.py --model recipe=r --dataset data/lol`" in card
+    assert "| 21.50 dB / 0.7071 | 27.00 dB / 0.7456 |" in card
+    assert "this model also trained on them, as well-lit pairs" in card
+    assert "the last one, not validated" in card
+
+
 def test_only_this_model_keeps_the_command_whole_otherwise():
     assert only_this_model("python b.py --model x=y --json a.json", None) == "python b.py --model x=y --json a.json"
     assert only_this_model("python b.py --model a=1 --model 'b=my dir' --json r.json --dataset d", "b") == \

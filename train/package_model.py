@@ -71,6 +71,9 @@ def main(argv=None) -> int:
     parser.add_argument("--well-lit", type=Path, help="JSON of benchmarks/well_lit.py --json for this model (the card's do-no-harm table)")
     parser.add_argument("--exposure", type=Path,
                         help="JSON of benchmarks/exposure.py --json for an exposure-conditioned model (the card's exposure table)")
+    parser.add_argument("--held-out-exposure", type=Path,
+                        help="for a final fit (trained on the validation pairs too): the same JSON for its recipe's "
+                             "validated run, whose figures on those pairs are the held-out ones the card quotes")
     args = parser.parse_args(argv)
 
     model_dir = args.run / "model" if (args.run / "model").is_dir() else args.run
@@ -95,6 +98,7 @@ def main(argv=None) -> int:
 
     well_lit = benchmark_figures(args.well_lit, args.method) if args.well_lit else None
     exposure = benchmark_figures(args.exposure, args.method) if args.exposure else None
+    held_out = benchmark_figures(args.held_out_exposure, None) if args.held_out_exposure else None
 
     model, processor = load_mirnet(model_dir)
     tmp = args.output.with_name(args.output.name + ".partial")
@@ -110,7 +114,7 @@ def main(argv=None) -> int:
     if test is not None:
         (tmp / "test_results.json").write_text(json.dumps(test, indent=2) + "\n")
     write_model_card(tmp, training, state, model_id=args.name, test=test, well_lit=well_lit, trained_on=args.trained_on,
-                     exposure=exposure)
+                     exposure=exposure, held_out_exposure=held_out)
     size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
     if size_mb > MAX_FOLDER_MB:
         print(f"error: the folder is {size_mb:.1f} MB, over the {MAX_FOLDER_MB} MB limit", file=sys.stderr)
