@@ -246,12 +246,15 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict, held_
     ]
     final_fit = training["args"].get("validation_split") == "none"
     if exposure:
-        pairs = ("scenes not trained on" if not final_fit else
-                 "which this model also trained on, so these figures flatter it" + (
-                     f"; its recipe's validated run, which never saw them, scored {held_out['psnr']:.2f} dB / "
-                     f"{held_out['ssim']:.4f} at its predicted exposure and {held_out['psnr_reference_exposure']:.2f} dB / "
-                     f"{held_out['ssim_reference_exposure']:.4f} at the reference's: "
-                     f"`{only_this_model(held_out['command'], held_out.get('label'))}`" if held_out else ""))
+        pairs = "scenes not trained on"
+        if final_fit:
+            pairs = "which this model also trained on, so these figures flatter it"
+        if final_fit and held_out:
+            source = (f"`{held_out['file']}` in the project" if held_out.get("file")
+                      else f"`{only_this_model(held_out['command'], held_out.get('label'))}`")
+            pairs += (f"; its recipe's validated run, which never saw them, scored {held_out['psnr']:.2f} dB / "
+                      f"{held_out['ssim']:.4f} at its predicted exposure and {held_out['psnr_reference_exposure']:.2f} dB / "
+                      f"{held_out['ssim_reference_exposure']:.4f} at the reference's: {source}")
         lines += [
             "",
             f"On the {exposure['count']} validation pairs ({pairs}), with the exposure the head predicts "
@@ -306,7 +309,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
                  for name, m in test.get("baselines", {}).items()]
         test_table = "\n".join([
             f"Test split `{test['split']}` of {dataset_text(test['dataset'])} ({test['n']} pairs, bundled with the project as "
-            f"`{test['dataset']}`), scored once, after the epoch was chosen:",
+            f"`{test['dataset']}`), scored once, after the model was chosen:",
             "",
             "| method | PSNR (dB) | SSIM | PSNR, GT-mean (dB) | PSNR, study's convention (dB) |",
             "|---|---:|---:|---:|---:|",

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "space" / "checkpoints" / "mirnet-lol"
 PACKAGE_COMMAND = ["--evaluation", "results/mirnet_lol_eval15/results.json", "--well-lit", "results/well_lit/mirnet_lol.json",
                    "--exposure", "results/exposure/mirnet_lol_validation.json",
+                   "--held-out-exposure", "results/exposure/recipe_300_validation.json",
                    "--name", "org/mirnet-lol", "--trained-on", "2 CPU cores, no GPU"]
 
 

@@ -51,11 +51,12 @@ def copy_earlier_stages(training: dict, folder: Path) -> None:
 
 def benchmark_figures(path: Path, method: str | None) -> dict:
     """One model's summary from a benchmark's --json report (well_lit.py, exposure.py): `method`'s, else the first,
-    with the report's image count and command and the model's label in it."""
+    with the report's image count and command, the model's label in it and the report's path."""
     report = json.loads(path.read_text())
     models = report["summary"]["models"]
     label = method if method in models else next(iter(models))
-    return {**models[label], "count": report["summary"]["count"], "command": report["command"], "label": label}
+    return {**models[label], "count": report["summary"]["count"], "command": report["command"], "label": label,
+            "file": path.as_posix()}
 
 
 def main(argv=None) -> int:
