@@ -111,6 +111,12 @@ def only_this_model(command: str, label: str | None) -> str:
     return shlex.join(kept)
 
 
+def is_final_fit(args: dict) -> bool:
+    """A run that validated nothing (`train.py --validation_split none`): every pair of its dataset trained it, so its
+    figures on the validation pairs are of photos it has seen."""
+    return args.get("validation_split") == "none"
+
+
 def purpose_section(dataset: str, config: dict, params: int | None, trained_on: str | None, test: dict | None,
                     well_lit: dict | None, exposure: dict | None = None, held_out: dict | None = None) -> str:
     """What the model is for and what it is not, in prose, from this model's own figures; for a final fit, how well
@@ -244,7 +250,7 @@ def exposure_section(model_id: str, exposure: dict | None, training: dict, held_
         'enhance(image, brightness=0.5)  # half a stop over the head\'s exposure',
         "```",
     ]
-    final_fit = training["args"].get("validation_split") == "none"
+    final_fit = is_final_fit(training["args"])
     if exposure:
         pairs = "scenes not trained on"
         if final_fit:
@@ -353,7 +359,7 @@ def write_model_card(folder, training: dict, state: dict, model_id: str, test: d
                                                 "training photos may not be restored well."),
         selection=selection,
         test_table=test_table,
-        well_lit_table=well_lit_section(well_lit, seen=args.get("validation_split") == "none"),
+        well_lit_table=well_lit_section(well_lit, seen=is_final_fit(args)),
         exposure_table=exposure_section(model_id, exposure, training, held_out_exposure),
         hyperparameters="\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(hyper.items())),
         command=training.get("command", "n/a"),
